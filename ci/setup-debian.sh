@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs kvbench's build and run dependencies from Debian 12 packages (needs root or sudo).
+# Skips apt entirely when everything is already installed.
+set -euo pipefail
+packages=(build-essential cmake ninja-build pkg-config
+          libtorch-dev librapidcheck-dev libbenchmark-dev libbenchmark-tools libgtest-dev
+          nlohmann-json3-dev libcli11-dev gnuplot-nox valgrind)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all Debian packages present"
+  exit 0
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

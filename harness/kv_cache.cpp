@@ -1,0 +1,149 @@
+#include "harness/kv_cache.h"
+
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "harness/error.h"
+
+namespace kvbench {
+
+KvCache::KvCache(std::string name, std::shared_ptr<const ModelWeights> weights,
+                 ImplOptions options)
+    : name_(std::move(name)), weights_(std::move(weights)), options_(options) {
+  require(weights_ != nullptr, name_, ": weights must not be null");
+  weights_->config.validate();
+  require(options_.threads >= 1, name_, ": threads must be >= 1, got ", options_.threads);
+}
+
+void KvCache::check_live(const char* op, SeqId id) const {
+  if (lengths_.count(id)) return;
+  std::ostringstream live;
+  int shown = 0;
+  for (const auto& entry : lengths_) {
+    if (shown++ == 8) {
+      live << ", ...";
+      break;
+    }
+    live << (shown > 1 ? ", " : "") << entry.first;
+  }
+  fail(name_, ".", op, ": sequence id ", id, " is unknown (live ids: ",
+       lengths_.empty() ? std::string("none") : live.str(), ")");
+}
+
+void KvCache::check_rows(const char* op, const std::vector<float>& rows,
+                         std::size_t expected_rows) const {
+  const std::size_t width = static_cast<std::size_t>(config().d_model);
+  require(rows.size() == expected_rows * width, name_, ".", op, ": token rows have ",
+          rows.size(), " floats, expected ", expected_rows, " x d_model ", width, " = ",
+          expected_rows * width);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (!std::isfinite(rows[i])) {
+      fail(name_, ".", op, ": input row ", i / width, " column ", i % width, " is ", rows[i],
+           " (inputs must be finite)");
+    }
+  }
+}
+
+SeqId KvCache::create_sequence() {
+  const SeqId id = next_id_;
+  do_create(id);
+  lengths_[id] = 0;
+  ++next_id_;
+  return id;
+}
+
+std::vector<float> KvCache::prefill(SeqId id, const std::vector<float>& tokens) {
+  check_live("prefill", id);
+  const std::size_t width = static_cast<std::size_t>(config().d_model);
+  require(tokens.size() % width == 0, name_, ".prefill: prompt has ", tokens.size(),
+          " floats, not a multiple of d_model ", width);
+  const int n = static_cast<int>(tokens.size() / width);
+  check_rows("prefill", tokens, static_cast<std::size_t>(n));
+  const int have = lengths_.at(id);
+  require(have + n <= config().capacity, name_, ".prefill: sequence ", id, " holds ", have,
+          " tokens; ", n, " more would pass capacity ", config().capacity);
+  std::vector<float> out(tokens.size());
+  if (n > 0) do_prefill(id, tokens.data(), n, out.data());
+  lengths_[id] = have + n;
+  return out;
+}
+
+std::vector<float> KvCache::decode(const std::vector<SeqId>& ids,
+                                   const std::vector<float>& tokens) {
+  std::set<SeqId> seen;
+  for (SeqId id : ids) {
+    check_live("decode", id);
+    require(seen.insert(id).second, name_, ".decode: sequence id ", id,
+            " appears twice in one step");
+    require(lengths_.at(id) < config().capacity, name_, ".decode: sequence ", id,
+            " is full (", lengths_.at(id), " tokens = capacity ", config().capacity, ")");
+  }
+  check_rows("decode", tokens, ids.size());
+  std::vector<float> out(tokens.size());
+  if (!ids.empty()) do_decode(ids, tokens.data(), out.data());
+  for (SeqId id : ids) ++lengths_[id];
+  return out;
+}
+
+SeqId KvCache::fork(SeqId parent) {
+  check_live("fork", parent);
+  const SeqId child = next_id_;
+  do_fork(parent, child);
+  lengths_[child] = lengths_.at(parent);
+  ++next_id_;
+  return child;
+}
+
+void KvCache::drop(SeqId id) {
+  check_live("drop", id);
+  do_drop(id);
+  lengths_.erase(id);
+}
+
+void KvCache::truncate(SeqId id, int length) {
+  check_live("truncate", id);
+  const int have = lengths_.at(id);
+  require(length >= 0 && length <= have, name_, ".truncate: length ", length,
+          " is out of range for sequence ", id, " of ", have, " tokens (0..", have, ")");
+  if (length == have) return;
+  do_truncate(id, length);
+  lengths_[id] = length;
+}
+
+void KvCache::reset() {
+  // Drop one by one so each implementation releases memory through its own hook.
+  while (!lengths_.empty()) drop(lengths_.begin()->first);
+  next_id_ = 0;
+}
+
+int KvCache::length(SeqId id) const {
+  check_live("length", id);
+  return lengths_.at(id);
+}
+
+std::vector<SeqId> KvCache::sequences() const {
+  std::vector<SeqId> ids;
+  for (const auto& entry : lengths_) ids.push_back(entry.first);
+  return ids;
+}
+
+KvRows KvCache::read_kv(SeqId id, int layer, int kv_head) const {
+  require(holds_kv_cache(), name_, ".read_kv: this implementation holds no K/V cache");
+  check_live("read_kv", id);
+  require(layer >= 0 && layer < config().layers, name_, ".read_kv: layer ", layer,
+          " is out of range 0..", config().layers - 1);
+  require(kv_head >= 0 && kv_head < config().kv_heads, name_, ".read_kv: kv_head ", kv_head,
+          " is out of range 0..", config().kv_heads - 1);
+  return do_read_kv(id, layer, kv_head);
+}
+
+Stats KvCache::stats() const {
+  Stats s = counters_;
+  const Memory m = memory_in_use();
+  s.bytes_held = m.held;
+  s.bytes_reserved = m.reserved;
+  return s;
+}
+
+}  // namespace kvbench

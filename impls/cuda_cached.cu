@@ -1,0 +1,1 @@
+// STUB: kernels come with the cuda_cached issue.

@@ -1,0 +1,6 @@
+// STUB: replaced by the real implementation.
+#include "impls/impls.h"
+
+namespace kvbench {
+void register_naive(Registry&) {}
+}  // namespace kvbench
