@@ -88,6 +88,9 @@ std::vector<NumericsCase> numerics_cases() {
       {"mqa", shape(1, 64, 4, 1, 16, 32), 1, 15},
       {"odd_head_dim", shape(1, 40, 3, 3, 13, 32), 6, 9},
       {"two_layers", shape(2, 64, 4, 2, 16, 32), 9, 10},
+      // More keys than one tile of a blocked kernel (e.g. 64 keys of d = 64) and more
+      // prompt rows than one prefill block: the running max and sum carry across tiles.
+      {"many_tiles", shape(1, 32, 2, 1, 64, 160), 100, 40},
   };
 }
 
@@ -95,6 +98,10 @@ struct ImplParam {
   std::string impl;
   int threads;
 };
+
+void PrintTo(const ImplParam& p, std::ostream* out) {
+  *out << p.impl << " threads=" << p.threads;
+}
 
 std::string param_name(const testing::TestParamInfo<ImplParam>& info) {
   return info.param.impl + "_t" + std::to_string(info.param.threads);
@@ -303,7 +310,7 @@ TEST_P(CpuImpl, ReadKvOnlyWhenHoldingACache) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Impls, CpuImpl, testing::Values(ImplParam{"naive", 1}), param_name);
+INSTANTIATE_TEST_SUITE_P(Impls, CpuImpl, testing::Values(ImplParam{"naive", 1}, ImplParam{"cpu_cached", 1}), param_name);
 
 }  // namespace
 }  // namespace kvbench
