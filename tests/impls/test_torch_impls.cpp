@@ -275,7 +275,7 @@ TEST_P(TorchImpl, CountersAndBytesFollowFormulas) {
   EXPECT_EQ(cache->stats().qk_dot_products, 0u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Peers, TorchImpl, ::testing::Values("torch_cached"),
+INSTANTIATE_TEST_SUITE_P(Peers, TorchImpl, ::testing::Values("torch_cached", "torch_static"),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace
