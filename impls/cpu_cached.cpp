@@ -141,29 +141,46 @@ class WorkerPool {
 // ---- kernels: loops written so that GCC -O2/-O3 vectorizes them for any x86-64/arm64 ----
 //
 // Float sums do not vectorize by themselves (reordering changes rounding), so each dot
-// product keeps 8 independent partial sums ("lanes") that the compiler maps to vector
+// product keeps independent partial sums ("lanes") that the compiler maps to vector
 // registers; the lanes are added pairwise at the end.
+//
+// The hot entry points (attend, project_rows, merge_partials) are KVBENCH_HOT: with GCC on
+// x86-64 they are compiled twice, for the baseline ISA and for x86-64-v3 (AVX2, FMA), and
+// the loader picks the clone the CPU supports (an ifunc), so no -march flag is needed and
+// the binary still runs everywhere. The helpers below are inlined into each clone.
+// -DKVBENCH_NO_CLONES builds the baseline only (to measure what the clone buys).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(KVBENCH_NO_CLONES)
+#define KVBENCH_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define KVBENCH_HOT
+#endif
+#define KVBENCH_INLINE inline __attribute__((always_inline))
 
 constexpr int kLanes = 8;
 
-inline float sum_lanes(const float* s) {
+KVBENCH_INLINE float sum_lanes(const float* s) {
   return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }
 
-// RETURNS: sum_e a[e] * b[e], e < n.
-inline float dot(const float* __restrict a, const float* __restrict b, int n) {
-  float lanes[kLanes] = {};
+// RETURNS: sum_e a[e] * b[e], e < n. Sixteen lanes: two or four independent vector
+// accumulators, so the adds' latency overlaps.
+KVBENCH_INLINE float dot(const float* __restrict a, const float* __restrict b, int n) {
+  float lanes[2 * kLanes] = {};
   int e = 0;
+  for (; e + 2 * kLanes <= n; e += 2 * kLanes) {
+    for (int k = 0; k < 2 * kLanes; ++k) lanes[k] += a[e + k] * b[e + k];
+  }
   for (; e + kLanes <= n; e += kLanes) {
     for (int k = 0; k < kLanes; ++k) lanes[k] += a[e + k] * b[e + k];
   }
   float tail = 0.0f;
   for (; e < n; ++e) tail += a[e] * b[e];
+  for (int k = 0; k < kLanes; ++k) lanes[k] += lanes[kLanes + k];
   return sum_lanes(lanes) + tail;
 }
 
 // out[i] = w . x_i for four vectors x_0..x_3: one pass over w serves four rows.
-inline void dot4(const float* __restrict w, const float* __restrict x0, const float* __restrict x1,
+KVBENCH_INLINE void dot4(const float* __restrict w, const float* __restrict x0, const float* __restrict x1,
                  const float* __restrict x2, const float* __restrict x3, int n, float out[4]) {
   float s0[kLanes] = {}, s1[kLanes] = {}, s2[kLanes] = {}, s3[kLanes] = {};
   int e = 0;
@@ -190,7 +207,7 @@ inline void dot4(const float* __restrict w, const float* __restrict x0, const fl
 }
 
 // RETURNS: sum of x[0..n).
-inline float sum(const float* x, int n) {
+KVBENCH_INLINE float sum(const float* x, int n) {
   float lanes[kLanes] = {};
   int e = 0;
   for (; e + kLanes <= n; e += kLanes) {
@@ -202,7 +219,7 @@ inline float sum(const float* x, int n) {
 }
 
 // RETURNS: max of x[0..n), n >= 1 (a NaN in x may be skipped; callers do not rely on it).
-inline float max_of(const float* x, int n) {
+KVBENCH_INLINE float max_of(const float* x, int n) {
   float m = x[0];
   for (int e = 1; e < n; ++e) m = x[e] > m ? x[e] : m;
   return m;
@@ -213,7 +230,7 @@ inline float max_of(const float* x, int n) {
 // Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, then a degree-6 polynomial for e^r and
 // 2^k built in the exponent bits. Written with integer bit operations only (no float
 // compare), so GCC vectorizes it without -ffast-math or -fno-trapping-math.
-inline void exp_nonpositive(float* __restrict x, int n) {
+KVBENCH_INLINE void exp_nonpositive(float* __restrict x, int n) {
   constexpr std::int32_t kAbsBits87 = 0x42AE0000;  // bits of 87.0f
   constexpr float kRound = 12582912.0f;            // 1.5 * 2^23: adding it rounds to int
   for (int i = 0; i < n; ++i) {
@@ -244,20 +261,20 @@ inline void exp_nonpositive(float* __restrict x, int n) {
   }
 }
 
-inline float exp_nonpositive(float x) {
+KVBENCH_INLINE float exp_nonpositive(float x) {
   exp_nonpositive(&x, 1);
   return x;
 }
 
 // acc[e] += p * v[e], e < n.
-inline void axpy(float* __restrict acc, const float* __restrict v, float p, int n) {
+KVBENCH_INLINE void axpy(float* __restrict acc, const float* __restrict v, float p, int n) {
   for (int e = 0; e < n; ++e) acc[e] += p * v[e];
 }
 
 // Y[i * y_stride + r] (+)= W[r] . X[i * x_stride], rows r in [r0, r1), i < n.
 // W: [rows, cols] row-major. Rows of X are taken four at a time so each W row is read once
 // per four inputs; the caller keeps r1 - r0 small enough for the rows to stay in L2.
-void project_rows(const float* W, int cols, int r0, int r1, const float* X, std::size_t x_stride,
+KVBENCH_HOT void project_rows(const float* W, int cols, int r0, int r1, const float* X, std::size_t x_stride,
                   int n, float* Y, std::size_t y_stride, bool accumulate) {
   int i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -339,7 +356,7 @@ struct AttnShape {
 // Runs `item`: gathers its queries from Q (row i at Q + i * q_stride, H*d floats), streams
 // the K/V tiles once for all of them, and leaves the unnormalized state (m, l, acc) for its
 // rows * G queries in `s`.
-void attend(const AttnShape& a, const AttnItem& item, const float* Q, std::size_t q_stride,
+KVBENCH_HOT void attend(const AttnShape& a, const AttnItem& item, const float* Q, std::size_t q_stride,
             AttnScratch& s) {
   const int d = a.head_dim, G = a.group, nq = item.rows * G, tile = a.tile;
   for (int i = 0; i < item.rows; ++i) {
@@ -374,6 +391,8 @@ void attend(const AttnShape& a, const AttnItem& item, const float* Q, std::size_
       if (correction != 1.0f) {
         for (int e = 0; e < d; ++e) acc[e] *= correction;
       }
+      // Row by row, in memory order: V streams sequentially (a column-chunked pass with
+      // acc in registers measured slower here: it walks the tile with a stride).
       for (int j = 0; j < valid; ++j) axpy(acc, vt + static_cast<std::size_t>(j) * d, p[j], d);
     }
   }
@@ -396,7 +415,7 @@ void store_partial(const AttnShape& a, const AttnItem& item, const AttnScratch& 
 
 // Combines the chunks' states of `merge` into o = sum_c e^(m_c - m) acc_c / sum_c e^(m_c - m) l_c
 // (m = max_c m_c) and writes it into O [N, H*d].
-void merge_partials(const AttnShape& a, const AttnMerge& merge, const float* partials,
+KVBENCH_HOT void merge_partials(const AttnShape& a, const AttnMerge& merge, const float* partials,
                     float* O) {
   const int G = a.group, d = a.head_dim;
   const std::size_t stride = partial_floats(a);
