@@ -118,7 +118,7 @@ class KvCache {
   virtual KvRows do_read_kv(SeqId id, int layer, int kv_head) const = 0;
 
  protected:
-  // What memory_in_use() returns; protected so that an implementation can name it.
+  // Protected, not private: implementations return it from their memory_in_use() override.
   struct Memory {
     std::uint64_t held = 0;
     std::uint64_t reserved = 0;
