@@ -1,0 +1,97 @@
+#include "ci/measure.h"
+
+#include <chrono>
+#include <iomanip>
+
+#include "ci/callgrind.h"
+#include "ci/gate_runs.h"
+#include "harness/error.h"
+
+namespace kvbench::gate {
+
+std::vector<GateTarget> default_targets(const Registry& registry,
+                                        const std::map<std::string, bool>& worker_impls) {
+  std::vector<GateTarget> targets;
+  for (const ImplInfo* info : registry.all(/*include_planted=*/false)) {
+    GateTarget t;
+    t.name = info->name;
+    t.impl = info;
+    t.unavailable = info->why_unavailable();
+    if (worker_impls.count(info->name)) {
+      t.worker_impl = info->name;
+    } else if (info->device != "cpu") {
+      t.no_instructions = "runs on " + info->device + " (callgrind sees host code only)";
+    } else {
+      t.no_instructions = "not in the LibTorch-free callgrind worker (see ci/README.md)";
+    }
+    targets.push_back(t);
+  }
+  return targets;
+}
+
+namespace {
+
+// "[12.3 s] " since the measurement started, for progress lines.
+class Elapsed {
+ public:
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+std::ostream& operator<<(std::ostream& out, const Elapsed& e) {
+  return out << "[" << std::fixed << std::setprecision(1) << e.seconds() << " s] ";
+}
+
+}  // namespace
+
+Measurement measure(const MeasureOptions& o) {
+  o.workload.validate();
+  const Elapsed elapsed;
+  Measurement m;
+  m.toolchain = Toolchain::current();
+  m.workload = o.workload;
+  std::map<std::string, bool> counted;  // worker name -> holds_kv_cache
+  std::map<std::string, std::string> worker_name;  // target name -> worker name
+  for (const GateTarget& t : o.targets) {
+    require(t.impl != nullptr, "gate: target '", t.name, "' has no implementation");
+    require(m.impls.count(t.name) == 0 && m.unavailable.count(t.name) == 0, "gate: target '", t.name,
+            "' is listed twice");
+    if (!t.unavailable.empty()) {
+      m.unavailable[t.name] = t.unavailable;
+      continue;
+    }
+    ImplMeasurement& im = m.impls[t.name];
+    im.device = t.impl->device;
+    if (o.progress) *o.progress << "gate: " << elapsed << "counters of " << t.name << std::endl;
+    im.counters = run_counter_workload(*t.impl, o.workload);
+    if (!t.worker_impl.empty()) {
+      counted[t.worker_impl] = t.impl->caps.holds_kv_cache;
+      worker_name[t.name] = t.worker_impl;
+    } else {
+      im.instructions_skipped = t.no_instructions.empty() ? "not counted" : t.no_instructions;
+    }
+  }
+  if (!counted.empty()) {
+    require(!o.worker.empty(), "gate: no callgrind worker executable given");
+    if (o.progress) *o.progress << "gate: " << elapsed;
+    const auto counts = count_instructions(o.worker, counted, o.workload, o.jobs, o.progress);
+    for (const auto& [target, worker] : worker_name) m.impls[target].instructions = counts.at(worker);
+  }
+  if (o.time_repetitions > 0) {
+    for (const GateTarget& t : o.targets) {
+      if (!t.unavailable.empty()) continue;
+      if (o.progress) {
+        *o.progress << "gate: " << elapsed << "timing " << t.name << " (" << o.time_repetitions << " x "
+                    << o.workload.decode.steps << " decode steps)" << std::endl;
+      }
+      m.impls[t.name].seconds_per_step = time_decode_region(*t.impl, o.workload, o.time_repetitions);
+    }
+  }
+  if (o.progress) *o.progress << "gate: " << elapsed << "measured" << std::endl;
+  return m;
+}
+
+}  // namespace kvbench::gate
