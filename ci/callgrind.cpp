@@ -69,11 +69,11 @@ struct TempDir {
 
 }  // namespace
 
-std::map<std::string, InstructionCounts> count_instructions(
-    const std::string& worker, const std::map<std::string, bool>& impls,
-    const GateWorkload& workload, int jobs, std::ostream* progress) {
-  std::map<std::string, InstructionCounts> result;
-  if (impls.empty()) return result;
+std::vector<InstructionCounts> count_instructions(const std::vector<WorkerRun>& runs,
+                                                  const GateWorkload& workload, int jobs,
+                                                  std::ostream* progress) {
+  std::vector<InstructionCounts> result;
+  if (runs.empty()) return result;
   TempDir dir;
   const std::string workload_path = dir.path + "/workload.json";
   {
@@ -82,9 +82,8 @@ std::map<std::string, InstructionCounts> count_instructions(
     require(out.good(), "cannot write '", workload_path, "'");
   }
   std::vector<Command> commands;
-  std::vector<std::string> names;
-  for (const auto& [name, holds] : impls) {
-    (void)holds;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const std::string stem = dir.path + "/" + std::to_string(i) + "-" + runs[i].impl;
     Command c;
     c.argv = {"valgrind",
               "--tool=callgrind",
@@ -92,38 +91,39 @@ std::map<std::string, InstructionCounts> count_instructions(
               "--collect-atstart=no",  // and count only inside the regions
               "--dump-instr=no",
               "--dump-line=no",
-              "--callgrind-out-file=" + dir.path + "/" + name + ".out",
-              worker,
+              "--callgrind-out-file=" + stem + ".out",
+              runs[i].worker,
               "run",
-              name,
-              workload_path};
+              runs[i].impl,
+              workload_path,
+              runs[i].long_sweep ? "long" : "short"};
     // Resolve every dynamic symbol at start-up, so no lazy binding lands inside a region.
     c.env = {{"LD_BIND_NOW", "1"}};
-    c.log_path = dir.path + "/" + name + ".log";
+    c.log_path = stem + ".log";
     commands.push_back(c);
-    names.push_back(name);
   }
   if (progress) {
     *progress << "callgrind over the decode and sweep workloads of ";
-    for (std::size_t i = 0; i < names.size(); ++i) *progress << (i ? ", " : "") << names[i];
+    for (std::size_t i = 0; i < runs.size(); ++i) *progress << (i ? ", " : "") << runs[i].impl;
     *progress << " (" << jobs << " at a time)" << std::endl;
   }
   const std::vector<int> status = run_commands(commands, jobs);
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    const std::string& name = names[i];
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const std::string& name = runs[i].impl;
+    const std::string& log = commands[i].log_path;
     require(status[i] == 0, "callgrind run of '", name, "' failed (exit ", status[i],
-            "); the end of its log:\n", tail_of_file(commands[i].log_path, 15));
-    const auto regions = read_region_dumps(dir.path + "/" + name + ".out");
-    InstructionCounts counts;
+            "); the end of its log:\n", tail_of_file(log, 15));
+    const auto regions = read_region_dumps(dir.path + "/" + std::to_string(i) + "-" + name + ".out");
     const auto find = [&](const std::string& region) {
       const auto it = regions.find(region);
       require(it != regions.end(), "callgrind run of '", name, "' has no dump for region '", region,
-              "'; the end of its log:\n", tail_of_file(commands[i].log_path, 15));
+              "'; the end of its log:\n", tail_of_file(log, 15));
       return it->second;
     };
+    InstructionCounts counts;
     counts.decode = find("decode");
-    for (int t : workload.sweep_positions(impls.at(name))) counts.sweep[t] = find(sweep_region(t));
-    result[name] = counts;
+    for (int t : workload.sweep_positions(runs[i].long_sweep)) counts.sweep[t] = find(sweep_region(t));
+    result.push_back(counts);
   }
   return result;
 }

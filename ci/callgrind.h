@@ -22,12 +22,18 @@ std::map<std::string, bool> worker_impls(const std::string& worker);
 // Throws Error on a dump without a client-request trigger or a totals line.
 std::map<std::string, std::uint64_t> read_region_dumps(const std::string& out_file);
 
-// Runs `worker run IMPL workload` under callgrind for every name in `impls` (each with
-// holds_kv_cache as given), at most `jobs` at a time, in a fresh temporary directory that is
-// removed afterwards. RETURNS: counts per implementation. Throws Error naming the
+// One callgrind run: `worker run impl WORKLOAD.json`.
+struct WorkerRun {
+  std::string worker;           // executable
+  std::string impl;             // its name in that worker's registry
+  bool long_sweep = false;      // with the workload's long sweep positions
+};
+
+// Runs every run under callgrind, at most `jobs` at a time, in a fresh temporary directory
+// that is removed afterwards. RETURNS: counts in the order of `runs`. Throws Error naming the
 // implementation, with the end of its log, when a run fails or a region is missing.
-std::map<std::string, InstructionCounts> count_instructions(
-    const std::string& worker, const std::map<std::string, bool>& impls,
-    const GateWorkload& workload, int jobs, std::ostream* progress);
+std::vector<InstructionCounts> count_instructions(const std::vector<WorkerRun>& runs,
+                                                  const GateWorkload& workload, int jobs,
+                                                  std::ostream* progress);
 
 }  // namespace kvbench::gate

@@ -160,12 +160,24 @@ GateResult compare(const Measurement& base, const Measurement& cur, const GateBa
       result.checks.push_back(instructions_check("instructions/" + name + "/decode",
                                                  static_cast<double>(bn.decode),
                                                  static_cast<double>(cn.decode), b));
-      const auto bs = per_step(bn, sweep_steps), cs = per_step(cn, sweep_steps);
-      for (std::size_t i = 0; i < bs.size() && i < cs.size(); ++i) {
-        result.checks.push_back(instructions_check(
-            "instructions/" + name + "/step@t=" + std::to_string(bs[i].first), bs[i].second, cs[i].second, b));
+      // Sweep positions both measured (the same workload measures the same ones; a build
+      // that moved an implementation to another worker may not).
+      InstructionCounts bcommon, ccommon;
+      for (const auto& [t, ir] : bn.sweep) {
+        const std::string check_name = "instructions/" + name + "/step@t=" + std::to_string(t);
+        const auto it = cn.sweep.find(t);
+        if (it == cn.sweep.end()) {
+          result.checks.push_back({check_name, with_commas(static_cast<double>(ir) / sweep_steps),
+                                   "not measured", "measured", Verdict::fail, ""});
+          continue;
+        }
+        result.checks.push_back(instructions_check(check_name, static_cast<double>(ir) / sweep_steps,
+                                                   static_cast<double>(it->second) / sweep_steps, b));
+        bcommon.sweep[t] = ir;
+        ccommon.sweep[t] = it->second;
       }
-      const double eb = exponent_of(bn, sweep_steps), ec = exponent_of(cn, sweep_steps);
+      if (bcommon.sweep.size() < 2) continue;
+      const double eb = exponent_of(bcommon, sweep_steps), ec = exponent_of(ccommon, sweep_steps);
       result.checks.push_back({"scaling/" + name + "/exponent", fixed(eb, 3), fixed(ec, 3),
                                "+-" + fixed(b.exponent, 2),
                                std::fabs(ec - eb) > b.exponent ? Verdict::fail : Verdict::pass,
@@ -183,10 +195,14 @@ GateResult compare(const Measurement& base, const Measurement& cur, const GateBa
       if (name == "naive" || !bi.instructions || found == cur.impls.end() || !found->second.instructions) {
         continue;
       }
-      const double rb = static_cast<double>(naive_b->second.instructions->sweep.at(t)) /
-                        static_cast<double>(bi.instructions->sweep.at(t));
-      const double rc = static_cast<double>(naive_c->second.instructions->sweep.at(t)) /
-                        static_cast<double>(found->second.instructions->sweep.at(t));
+      const auto at_t = [t](const ImplMeasurement& im) {
+        const auto it = im.instructions->sweep.find(t);
+        return it == im.instructions->sweep.end() ? 0.0 : static_cast<double>(it->second);
+      };
+      const double nb = at_t(naive_b->second), nc = at_t(naive_c->second);
+      const double xb = at_t(bi), xc = at_t(found->second);
+      if (nb <= 0 || nc <= 0 || xb <= 0 || xc <= 0) continue;  // "not measured" failed above
+      const double rb = nb / xb, rc = nc / xc;
       const double change = rc / rb - 1.0;
       result.checks.push_back({"scaling/naive_over_" + name + "@t=" + std::to_string(t), fixed(rb, 2),
                                fixed(rc, 2), "+-" + band_percent(b.ratio),

@@ -125,9 +125,10 @@ void run_decode_region(const ImplInfo& impl, const GateWorkload& w, RegionMarker
   decode_region(*cache, ids, w.decode.steps, in, "decode", marker);
 }
 
-void run_sweep_regions(const ImplInfo& impl, const GateWorkload& w, RegionMarker& marker) {
+void run_sweep_regions(const ImplInfo& impl, const GateWorkload& w, bool long_sweep,
+                       RegionMarker& marker) {
   const auto weights = ModelWeights::from_seed(w.model);
-  for (int t : w.sweep_positions(impl.caps.holds_kv_cache)) {
+  for (int t : w.sweep_positions(long_sweep)) {
     auto cache = fresh_instance(impl, w, weights);
     InputStream in = inputs(w, Stream::sweep, static_cast<std::uint64_t>(t));
     const std::vector<SeqId> ids = prepare_batch(*cache, {t}, in);

@@ -46,8 +46,9 @@ std::string sweep_region(int position);
 void run_decode_region(const ImplInfo& impl, const GateWorkload& workload, RegionMarker& marker);
 
 // Runs the sweep workload (a fresh instance per position), marking "sweep@<t>" for each t in
-// workload.sweep_positions(impl.caps.holds_kv_cache).
-void run_sweep_regions(const ImplInfo& impl, const GateWorkload& workload, RegionMarker& marker);
+// workload.sweep_positions(long_sweep).
+void run_sweep_regions(const ImplInfo& impl, const GateWorkload& workload, bool long_sweep,
+                       RegionMarker& marker);
 
 // RETURNS: seconds per decode call of the decode workload, one sample per repetition (each on
 // a fresh instance), timed with std::chrono::steady_clock around the region.

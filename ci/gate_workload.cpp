@@ -9,9 +9,9 @@ namespace kvbench::gate {
 
 using nlohmann::json;
 
-std::vector<int> GateWorkload::sweep_positions(bool holds_kv_cache) const {
+std::vector<int> GateWorkload::sweep_positions(bool long_sweep) const {
   std::vector<int> out = sweep.positions;
-  if (holds_kv_cache) out.insert(out.end(), sweep.cache_positions.begin(), sweep.cache_positions.end());
+  if (long_sweep) out.insert(out.end(), sweep.long_positions.begin(), sweep.long_positions.end());
   return out;
 }
 
@@ -83,7 +83,7 @@ json to_json(const GateWorkload& w) {
       {"decode", {{"positions", w.decode.positions}, {"steps", w.decode.steps}}},
       {"sweep",
        {{"positions", w.sweep.positions},
-        {"cache_positions", w.sweep.cache_positions},
+        {"long_positions", w.sweep.long_positions},
         {"steps", w.sweep.steps},
         {"ratio_position", w.sweep.ratio_position}}},
       {"input_seed", w.input_seed},
@@ -128,7 +128,7 @@ GateWorkload workload_from_json(const json& j) {
   w.decode.steps = field<int>(d, "decode.", "steps");
   const json& s = j.contains("sweep") ? j.at("sweep") : json();
   w.sweep.positions = field<std::vector<int>>(s, "sweep.", "positions");
-  w.sweep.cache_positions = field<std::vector<int>>(s, "sweep.", "cache_positions");
+  w.sweep.long_positions = field<std::vector<int>>(s, "sweep.", "long_positions");
   w.sweep.steps = field<int>(s, "sweep.", "steps");
   w.sweep.ratio_position = field<int>(s, "sweep.", "ratio_position");
   w.input_seed = field<std::uint64_t>(j, "", "input_seed");

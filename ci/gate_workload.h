@@ -7,7 +7,8 @@
 //             callgrind counts the instructions of those decode calls only (and the same
 //             region is timed natively for the wall-clock report);
 //   sweep     one sequence at each position t of a list decodes `steps` tokens; the
-//             instructions per step against t give the fitted scaling exponents.
+//             instructions per step against t give the fitted scaling exponents (the long
+//             positions only where worth it, see SweepWorkload::long_positions).
 // The workload is written into every measurement; a baseline measured with another workload
 // cannot be compared (the gate exits 2), so changing anything here means a new baseline.
 #pragma once
@@ -37,7 +38,10 @@ struct DecodeWorkload {
 
 struct SweepWorkload {
   std::vector<int> positions = {32, 64, 128, 256, 512};  // every implementation
-  std::vector<int> cache_positions = {1024, 2048};       // also, for those holding a K/V cache
+  // Also, for implementations that hold a K/V cache and whose prefill valgrind runs fast
+  // (those of the LibTorch-free worker: a second; LibTorch's BLAS prefill of 2048 tokens
+  // takes minutes under valgrind, which emulates each FMA with a helper call).
+  std::vector<int> long_positions = {1024, 2048};
   int steps = 10;                                         // decode calls measured per position
   int ratio_position = 512;  // naive / cached instructions per step compared at this t
 };
@@ -50,8 +54,8 @@ struct GateWorkload {
   std::uint64_t input_seed = 20240601;  // the token rows every workload decodes
   int threads = 1;                      // ImplOptions::threads (1: deterministic counts)
 
-  // RETURNS: the sweep positions for an implementation (`holds_kv_cache`: with the long ones).
-  std::vector<int> sweep_positions(bool holds_kv_cache) const;
+  // RETURNS: sweep.positions, followed by sweep.long_positions when `long_sweep`.
+  std::vector<int> sweep_positions(bool long_sweep) const;
   // Throws Error naming the first inconsistent field (e.g. a position past the capacity).
   void validate() const;
 };

@@ -9,20 +9,24 @@
 
 namespace kvbench::gate {
 
-std::vector<GateTarget> default_targets(const Registry& registry,
-                                        const std::map<std::string, bool>& worker_impls) {
+std::vector<GateTarget> default_targets(const Registry& registry, const std::vector<Worker>& workers) {
   std::vector<GateTarget> targets;
   for (const ImplInfo* info : registry.all(/*include_planted=*/false)) {
     GateTarget t;
     t.name = info->name;
     t.impl = info;
     t.unavailable = info->why_unavailable();
-    if (worker_impls.count(info->name)) {
-      t.worker_impl = info->name;
-    } else if (info->device != "cpu") {
-      t.no_instructions = "runs on " + info->device + " (callgrind sees host code only)";
-    } else {
-      t.no_instructions = "not in the LibTorch-free callgrind worker (see ci/README.md)";
+    for (const Worker& w : workers) {
+      if (info->device == "cpu" && t.worker.empty() && w.impls.count(info->name)) {
+        t.worker = w.path;
+        t.worker_impl = info->name;
+        t.long_sweep = w.fast_prefill && info->caps.holds_kv_cache;
+      }
+    }
+    if (t.worker.empty()) {
+      t.no_instructions = info->device != "cpu"
+                              ? "runs on " + info->device + " (callgrind counts host code only)"
+                              : "no callgrind worker holds it (see ci/README.md)";
     }
     targets.push_back(t);
   }
@@ -53,8 +57,8 @@ Measurement measure(const MeasureOptions& o) {
   Measurement m;
   m.toolchain = Toolchain::current();
   m.workload = o.workload;
-  std::map<std::string, bool> counted;  // worker name -> holds_kv_cache
-  std::map<std::string, std::string> worker_name;  // target name -> worker name
+  std::vector<WorkerRun> runs;
+  std::vector<std::string> run_target;  // the target name of each run
   for (const GateTarget& t : o.targets) {
     require(t.impl != nullptr, "gate: target '", t.name, "' has no implementation");
     require(m.impls.count(t.name) == 0 && m.unavailable.count(t.name) == 0, "gate: target '", t.name,
@@ -67,18 +71,17 @@ Measurement measure(const MeasureOptions& o) {
     im.device = t.impl->device;
     if (o.progress) *o.progress << "gate: " << elapsed << "counters of " << t.name << std::endl;
     im.counters = run_counter_workload(*t.impl, o.workload);
-    if (!t.worker_impl.empty()) {
-      counted[t.worker_impl] = t.impl->caps.holds_kv_cache;
-      worker_name[t.name] = t.worker_impl;
+    if (!t.worker.empty()) {
+      runs.push_back(WorkerRun{t.worker, t.worker_impl, t.long_sweep});
+      run_target.push_back(t.name);
     } else {
       im.instructions_skipped = t.no_instructions.empty() ? "not counted" : t.no_instructions;
     }
   }
-  if (!counted.empty()) {
-    require(!o.worker.empty(), "gate: no callgrind worker executable given");
+  if (!runs.empty()) {
     if (o.progress) *o.progress << "gate: " << elapsed;
-    const auto counts = count_instructions(o.worker, counted, o.workload, o.jobs, o.progress);
-    for (const auto& [target, worker] : worker_name) m.impls[target].instructions = counts.at(worker);
+    const auto counts = count_instructions(runs, o.workload, o.jobs, o.progress);
+    for (std::size_t i = 0; i < runs.size(); ++i) m.impls[run_target[i]].instructions = counts[i];
   }
   if (o.time_repetitions > 0) {
     for (const GateTarget& t : o.targets) {

@@ -34,19 +34,39 @@ std::string detect_cpu_model() {
   return "unknown";
 }
 
+// The CPU flags that select code variants inside the measured regions: glibc picks memcpy,
+// memset and expf variants by avx/avx2/fma/erms/fsrm (with erms, large copies are one
+// `rep movsb`, which callgrind counts once per byte), LibTorch picks kernels by avx2/avx512.
 std::string detect_cpu_features() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, flags;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      flags = " " + line.substr(line.find(':') + 1) + " ";
+      break;
+    }
+  }
   std::string out;
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  const auto add = [&out](bool has, const char* name) {
-    if (has) out += (out.empty() ? "" : " ") + std::string(name);
-  };
-  add(__builtin_cpu_supports("avx"), "avx");
-  add(__builtin_cpu_supports("avx2"), "avx2");
-  add(__builtin_cpu_supports("fma"), "fma");
-  add(__builtin_cpu_supports("avx512f"), "avx512f");
-#endif
-  return out.empty() ? "baseline" : out;
+  for (const char* name : {"sse4_2", "avx", "avx2", "fma", "avx512f", "erms", "fsrm"}) {
+    if (flags.find(" " + std::string(name) + " ") != std::string::npos) {
+      out += (out.empty() ? "" : " ") + std::string(name);
+    }
+  }
+  return out.empty() ? "unknown" : out;
+}
+
+// RETURNS: the path of the LibTorch CPU library mapped into this process ("none" when
+// none is): its file name carries the version (libtorch_cpu.so.1.13).
+std::string detect_libtorch() {
+  std::ifstream in("/proc/self/maps");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto at = line.find('/');
+    if (at != std::string::npos && line.find("libtorch_cpu", at) != std::string::npos) {
+      return line.substr(at);
+    }
+  }
+  return "none";
 }
 
 std::string valgrind_version() {
@@ -75,6 +95,7 @@ Toolchain Toolchain::current() {
   t.glibc = gnu_get_libc_version();
   t.cpu = detect_cpu_model();
   t.cpu_features = detect_cpu_features();
+  t.libtorch = detect_libtorch();
   return t;
 }
 
@@ -91,6 +112,7 @@ std::string Toolchain::describe_difference(const Toolchain& o) const {
   field("glibc", glibc, o.glibc);
   field("cpu", cpu, o.cpu);
   field("cpu features", cpu_features, o.cpu_features);
+  field("libtorch", libtorch, o.libtorch);
   return out.str();
 }
 
@@ -122,7 +144,8 @@ json to_json(const Measurement& m) {
                 {"valgrind", t.valgrind},
                 {"glibc", t.glibc},
                 {"cpu", t.cpu},
-                {"cpu_features", t.cpu_features}}},
+                {"cpu_features", t.cpu_features},
+                {"libtorch", t.libtorch}}},
               {"workload", to_json(m.workload)},
               {"impls", impls},
               {"unavailable", m.unavailable}};
@@ -188,6 +211,7 @@ Measurement measurement_from_json(const json& j) {
   m.toolchain.glibc = get<std::string>(t, "toolchain.", "glibc");
   m.toolchain.cpu = get<std::string>(t, "toolchain.", "cpu");
   m.toolchain.cpu_features = get<std::string>(t, "toolchain.", "cpu_features");
+  m.toolchain.libtorch = get<std::string>(t, "toolchain.", "libtorch");
   require(j.contains("workload"), "missing field workload");
   try {
     m.workload = workload_from_json(j.at("workload"));

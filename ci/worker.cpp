@@ -28,7 +28,9 @@ class CallgrindMarker final : public RegionMarker {
   }
 };
 
-int run(const Registry& registry, const std::string& impl_name, const std::string& path) {
+int run(const Registry& registry, const std::string& impl_name, const std::string& path,
+        const std::string& sweep) {
+  require(sweep == "short" || sweep == "long", "worker: the sweep is 'short' or 'long', got '", sweep, "'");
   std::ifstream file(path);
   require(file.good(), "worker: cannot read workload file '", path, "'");
   nlohmann::json json;
@@ -41,14 +43,14 @@ int run(const Registry& registry, const std::string& impl_name, const std::strin
   const ImplInfo& impl = registry.get(impl_name);
   CallgrindMarker marker;
   run_decode_region(impl, workload, marker);
-  run_sweep_regions(impl, workload, marker);
+  run_sweep_regions(impl, workload, sweep == "long", marker);
   return 0;
 }
 
 }  // namespace
 
 int worker_main(const Registry& registry, int argc, char** argv) {
-  const std::string usage = "usage: WORKER list | WORKER default-workload | WORKER run IMPL WORKLOAD.json";
+  const std::string usage = "usage: WORKER list | WORKER default-workload | WORKER run IMPL WORKLOAD.json short|long";
   try {
     const std::string command = argc > 1 ? argv[1] : "";
     if (command == "list" && argc == 2) {
@@ -61,7 +63,7 @@ int worker_main(const Registry& registry, int argc, char** argv) {
       std::cout << to_json(default_workload()).dump(2) << "\n";
       return 0;
     }
-    if (command == "run" && argc == 4) return run(registry, argv[2], argv[3]);
+    if (command == "run" && argc == 5) return run(registry, argv[2], argv[3], argv[4]);
     std::cerr << usage << "\n";
     return 2;
   } catch (const std::exception& e) {

@@ -3,7 +3,7 @@
 //
 // The gate runs it as
 //   valgrind --tool=callgrind --instr-atstart=no --collect-atstart=no
-//            --callgrind-out-file=DIR/callgrind.out  WORKER run IMPL WORKLOAD.json
+//            --callgrind-out-file=DIR/callgrind.out  WORKER run IMPL WORKLOAD.json long
 // and reads one dump per region (callgrind.h). It is a process of its own so that each count
 // starts from the same state, and a small executable without LibTorch (ci/CMakeLists.txt) so
 // that valgrind starts in well under a second instead of ~17 s: it holds only the plain C++
@@ -18,7 +18,9 @@ namespace kvbench::gate {
 // Usage:
 //   WORKER list                    prints "NAME holds_kv_cache(0|1)" per available entry
 //   WORKER default-workload        prints default_workload() as JSON
-//   WORKER run IMPL WORKLOAD.json  runs IMPL's decode and sweep regions
+//   WORKER run IMPL WORKLOAD.json short|long
+//                                  runs IMPL's decode and sweep regions (long: with the
+//                                  workload's long sweep positions)
 // RETURNS: the process exit code (0 ok, 2 bad usage or error, message on stderr).
 int worker_main(const Registry& registry, int argc, char** argv);
 
