@@ -1,5 +1,7 @@
 #include "impls/cuda_support.h"
 
+#include <dlfcn.h>
+
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -23,11 +25,23 @@ const char* base_name(const char* path) {
   return slash ? slash + 1 : path;
 }
 
+// cudart reports a driver it cannot load as "driver version is insufficient"; say plainly
+// when there is no driver library at all.
+bool driver_library_loads() {
+  void* driver = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (driver == nullptr) return false;
+  dlclose(driver);
+  return true;
+}
+
 std::string compute_unavailable_reason() {
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
     cudaGetLastError();
+    if (err == cudaErrorInsufficientDriver && !driver_library_loads()) {
+      return "no CUDA device (no NVIDIA driver: libcuda.so.1 not found)";
+    }
     return std::string("no CUDA device (cudaGetDeviceCount: ") + cudaGetErrorString(err) + ")";
   }
   if (count == 0) return "no CUDA device";
