@@ -76,12 +76,17 @@ class CudaCached final : public KvCache {
   ~CudaCached() override;
 
   CudaAttentionLaunchInfo last_launch() const { return last_launch_; }
+  // The launch of a step of `items` rows whose longest row attends max_kv_len keys.
+  CudaAttentionLaunchInfo plan_launch(int items, int max_kv_len) const;
   double last_attention_ms() const;
   std::uint64_t unused_not_nan(SeqId id) const;
 
  private:
   // ---- hooks ----
-  void do_create(SeqId id) override { slot_of_[id] = acquire_slot(); }
+  void do_create(SeqId id) override {
+    use_device();
+    slot_of_[id] = acquire_slot();
+  }
   void do_prefill(SeqId id, const float* x, int n, float* out) override;
   void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) override;
   void do_fork(SeqId parent, SeqId child) override;
@@ -92,6 +97,8 @@ class CudaCached final : public KvCache {
   Memory memory_in_use() const override;
 
   // ---- helpers ----
+  // Makes this cache's device current (another library may have switched it).
+  void use_device() const { KVBENCH_CUDA_CHECK(cudaSetDevice(device_)); }
   std::size_t element_bytes() const { return dtype_size(config().dtype); }
   // Elements of one [cap, d] plane (one layer, one KV head, K or V) of a slot.
   std::int64_t plane_elements() const {
@@ -116,6 +123,7 @@ class CudaCached final : public KvCache {
   cuda::CacheLayout layout_;
   int device_ = 0;
   int sm_count_ = 0;
+  int blocks_per_sm_ = 0;  // occupancy of the attention kernel this cache launches
   float q_scale_ = 0;
   int qkv_width_ = 0;  // H*d + 2*H_kv*d
 
@@ -176,6 +184,10 @@ CudaCached::CudaCached(std::shared_ptr<const ModelWeights> weights, const ImplOp
 
   KVBENCH_CUDA_CHECK(cudaGetDevice(&device_));
   sm_count_ = cuda::current_sm_count();
+  KVBENCH_CUDA_CHECK(cuda::attention_blocks_per_sm(c.dtype, shape_, &blocks_per_sm_));
+  require(blocks_per_sm_ >= 1, "cuda_cached: the attention kernel for ", c.describe(),
+          " does not fit on a multiprocessor of this GPU (", shape_.shared_bytes,
+          " bytes of shared memory)");
   stream_.emplace();
   cublas_.emplace();
   KVBENCH_CUBLAS_CHECK(cublasSetStream(cublas_->get(), stream_->get()));
@@ -204,7 +216,9 @@ CudaCached::CudaCached(std::shared_ptr<const ModelWeights> weights, const ImplOp
 }
 
 CudaCached::~CudaCached() {
-  if (stream_) cudaStreamSynchronize(stream_->get());  // nothing in flight touches freed memory
+  if (!stream_) return;
+  cudaSetDevice(device_);
+  cudaStreamSynchronize(stream_->get());  // nothing in flight may touch the memory freed next
 }
 
 int CudaCached::acquire_slot() {
@@ -236,6 +250,7 @@ void CudaCached::poison_positions(int slot, int from, int to) {
 }
 
 void CudaCached::do_fork(SeqId parent, SeqId child) {
+  use_device();
   const int from = slot_of_.at(parent);
   const int to = acquire_slot();
   try {
@@ -259,10 +274,12 @@ void CudaCached::do_drop(SeqId id) {
 }
 
 void CudaCached::do_truncate(SeqId id, int new_length) {
+  use_device();
   if (options().poison_unused) poison_positions(slot_of_.at(id), new_length, length(id));
 }
 
 KvRows CudaCached::do_read_kv(SeqId id, int layer, int kv_head) const {
+  use_device();
   const ModelConfig& c = config();
   KvRows rows;
   rows.length = length(id);
@@ -333,6 +350,7 @@ void CudaCached::gemm(const float* x, int n, int cols, const float* w, int rows,
 
 void CudaCached::run_layers(const std::vector<cuda::AttentionItem>& items, const float* x_host,
                             float* out_host, bool decode_step) {
+  use_device();
   const ModelConfig& c = config();
   const int n = static_cast<int>(items.size());
   int max_len = 0;
@@ -342,8 +360,10 @@ void CudaCached::run_layers(const std::vector<cuda::AttentionItem>& items, const
             " (capacity ", c.capacity, ")");
     max_len = std::max(max_len, it.kv_len);
   }
-  const std::int64_t work_rows = static_cast<std::int64_t>(n) * c.kv_heads * shape_.group_blocks;
-  const cuda::SplitPlan plan = cuda::plan_splits(max_len, work_rows, sm_count_, tuning_.split_size);
+  const CudaAttentionLaunchInfo launch = plan_launch(n, max_len);
+  cuda::SplitPlan plan;
+  plan.split_size = launch.split_size;
+  plan.max_splits = launch.max_splits;
   ensure_scratch(n, plan.max_splits);
   cudaStream_t stream = stream_->get();
   const std::size_t row_bytes = static_cast<std::size_t>(c.d_model) * sizeof(float);
@@ -419,16 +439,28 @@ void CudaCached::run_layers(const std::vector<cuda::AttentionItem>& items, const
 
   if (decode_step) {
     timed_ = true;
-    last_launch_.items = n;
-    last_launch_.max_kv_len = max_len;
-    last_launch_.split_size = plan.split_size;
-    last_launch_.max_splits = plan.max_splits;
-    last_launch_.lanes = shape_.lanes;
-    last_launch_.rows = shape_.rows;
-    last_launch_.group_per_block = shape_.group_per_block;
-    last_launch_.group_blocks = shape_.group_blocks;
-    last_launch_.vectorized = shape_.vectorized;
+    last_launch_ = launch;
   }
+}
+
+CudaAttentionLaunchInfo CudaCached::plan_launch(int items, int max_kv_len) const {
+  const std::int64_t work_rows =
+      static_cast<std::int64_t>(items) * config().kv_heads * shape_.group_blocks;
+  const cuda::SplitPlan plan =
+      cuda::plan_splits(max_kv_len, work_rows, sm_count_, blocks_per_sm_, tuning_.split_size);
+  CudaAttentionLaunchInfo launch;
+  launch.items = items;
+  launch.max_kv_len = max_kv_len;
+  launch.split_size = plan.split_size;
+  launch.max_splits = plan.max_splits;
+  launch.blocks_per_sm = blocks_per_sm_;
+  launch.sm_count = sm_count_;
+  launch.lanes = shape_.lanes;
+  launch.rows = shape_.rows;
+  launch.group_per_block = shape_.group_per_block;
+  launch.group_blocks = shape_.group_blocks;
+  launch.vectorized = shape_.vectorized;
+  return launch;
 }
 
 void CudaCached::do_prefill(SeqId id, const float* x, int n, float* out) {
@@ -459,6 +491,7 @@ void CudaCached::do_decode(const std::vector<SeqId>& ids, const float* x, float*
 
 double CudaCached::last_attention_ms() const {
   require(timed_, "cuda_cached_last_attention_ms: no decode step has run yet");
+  use_device();
   double total = 0;
   for (std::size_t l = 0; l < attention_start_.size(); ++l) {
     float ms = 0;
@@ -471,6 +504,7 @@ double CudaCached::last_attention_ms() const {
 
 std::uint64_t CudaCached::unused_not_nan(SeqId id) const {
   require(contains(id), "cuda_cached_unused_not_nan: sequence id ", id, " is unknown");
+  use_device();
   std::vector<unsigned char> raw(slot_bytes());
   KVBENCH_CUDA_CHECK(cudaStreamSynchronize(stream_->get()));
   KVBENCH_CUDA_CHECK(cudaMemcpy(raw.data(), slot_ptr(slot_of_.at(id)), raw.size(),
@@ -502,6 +536,12 @@ std::unique_ptr<KvCache> make_cuda_cached(std::shared_ptr<const ModelWeights> we
 
 CudaAttentionLaunchInfo cuda_cached_last_launch(const KvCache& cache) {
   return as_cuda_cached(cache, "cuda_cached_last_launch").last_launch();
+}
+
+CudaAttentionLaunchInfo cuda_cached_plan(const KvCache& cache, int items, int max_kv_len) {
+  require(items >= 1 && max_kv_len >= 1, "cuda_cached_plan: items (", items,
+          ") and max_kv_len (", max_kv_len, ") must be >= 1");
+  return as_cuda_cached(cache, "cuda_cached_plan").plan_launch(items, max_kv_len);
 }
 
 double cuda_cached_last_attention_ms(const KvCache& cache) {

@@ -11,43 +11,38 @@ namespace {
 // grid.y and grid.z may not exceed 65535; rows beyond that go in further launches.
 constexpr int kMaxGridYZ = 65535;
 
-template <typename T, int VEC, int CHUNKS, int GB>
-cudaError_t launch_split(const AttentionLaunch& a, cudaStream_t stream) {
-  const int group = a.cache.heads / a.cache.kv_heads;
-  const int group_blocks = (group + GB - 1) / GB;
-  const long long grid_y = static_cast<long long>(a.cache.kv_heads) * group_blocks;
-  if (grid_y > kMaxGridYZ || a.max_splits < 1) return cudaErrorInvalidConfiguration;
-  for (int base = 0; base < a.num_items; base += kMaxGridYZ) {
-    const int count = (a.num_items - base < kMaxGridYZ) ? a.num_items - base : kMaxGridYZ;
-    const dim3 grid(static_cast<unsigned>(a.max_splits), static_cast<unsigned>(grid_y),
-                    static_cast<unsigned>(count));
-    split_attention_kernel<T, VEC, CHUNKS, GB>
-        <<<grid, kAttentionThreads, a.shape.shared_bytes, stream>>>(a, a.shape.lanes, base);
-    const cudaError_t err = cudaGetLastError();
-    if (err != cudaSuccess) return err;
-  }
-  return cudaSuccess;
-}
+using AttentionKernel = void (*)(AttentionLaunch, int, int);
 
 template <typename T, int VEC, int CHUNKS>
-cudaError_t launch_group(const AttentionLaunch& a, cudaStream_t stream) {
-  switch (a.shape.group_per_block) {
-    case 1: return launch_split<T, VEC, CHUNKS, 1>(a, stream);
-    case 4: return launch_split<T, VEC, CHUNKS, 4>(a, stream);
-    case 8: return launch_split<T, VEC, CHUNKS, 8>(a, stream);
-    default: return cudaErrorInvalidValue;
+AttentionKernel select_group(int group_per_block) {
+  switch (group_per_block) {
+    case 1: return split_attention_kernel<T, VEC, CHUNKS, 1>;
+    case 4: return split_attention_kernel<T, VEC, CHUNKS, 4>;
+    case 8: return split_attention_kernel<T, VEC, CHUNKS, 8>;
+    default: return nullptr;
   }
 }
 
 template <typename T>
-cudaError_t launch_typed(const AttentionLaunch& a, cudaStream_t stream) {
+AttentionKernel select_typed(const AttentionShape& shape) {
   constexpr int kVec = static_cast<int>(16 / sizeof(T));
-  if (a.shape.vectorized) {
-    if (a.shape.vec != kVec || a.shape.chunks != 1) return cudaErrorInvalidValue;
-    return launch_group<T, kVec, 1>(a, stream);
+  if (shape.vectorized) {
+    if (shape.vec != kVec || shape.chunks != 1) return nullptr;
+    return select_group<T, kVec, 1>(shape.group_per_block);
   }
-  if (a.shape.vec != 1 || a.shape.chunks != 8) return cudaErrorInvalidValue;
-  return launch_group<T, 1, 8>(a, stream);
+  if (shape.vec != 1 || shape.chunks != 8) return nullptr;
+  return select_group<T, 1, 8>(shape.group_per_block);
+}
+
+// RETURNS: the split_attention_kernel instantiation for this storage type and shape, or null
+// when the shape is not one plan_attention_shape produces.
+AttentionKernel select_kernel(DType dtype, const AttentionShape& shape) {
+  switch (dtype) {
+    case DType::f32: return select_typed<float>(shape);
+    case DType::f16: return select_typed<__half>(shape);
+    case DType::bf16: return select_typed<__nv_bfloat16>(shape);
+  }
+  return nullptr;
 }
 
 template <typename T>
@@ -72,12 +67,26 @@ cudaError_t launch_append(const AppendLaunch& a, cudaStream_t stream) {
 
 cudaError_t launch_attention(const AttentionLaunch& a, cudaStream_t stream) {
   if (a.num_items <= 0) return cudaSuccess;
-  switch (a.cache.dtype) {
-    case DType::f32: return launch_typed<float>(a, stream);
-    case DType::f16: return launch_typed<__half>(a, stream);
-    case DType::bf16: return launch_typed<__nv_bfloat16>(a, stream);
+  const AttentionKernel kernel = select_kernel(a.cache.dtype, a.shape);
+  if (kernel == nullptr) return cudaErrorInvalidValue;
+  const long long grid_y = static_cast<long long>(a.cache.kv_heads) * a.shape.group_blocks;
+  if (grid_y > kMaxGridYZ || a.max_splits < 1) return cudaErrorInvalidConfiguration;
+  for (int base = 0; base < a.num_items; base += kMaxGridYZ) {
+    const int count = (a.num_items - base < kMaxGridYZ) ? a.num_items - base : kMaxGridYZ;
+    const dim3 grid(static_cast<unsigned>(a.max_splits), static_cast<unsigned>(grid_y),
+                    static_cast<unsigned>(count));
+    kernel<<<grid, kAttentionThreads, a.shape.shared_bytes, stream>>>(a, a.shape.lanes, base);
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
   }
-  return cudaErrorInvalidValue;
+  return cudaSuccess;
+}
+
+cudaError_t attention_blocks_per_sm(DType dtype, const AttentionShape& shape, int* blocks) {
+  const AttentionKernel kernel = select_kernel(dtype, shape);
+  if (kernel == nullptr) return cudaErrorInvalidValue;
+  return cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks, kernel, kAttentionThreads,
+                                                       shape.shared_bytes);
 }
 
 cudaError_t launch_merge(const MergeLaunch& a, cudaStream_t stream) {

@@ -27,12 +27,14 @@ std::unique_ptr<KvCache> make_cuda_cached(std::shared_ptr<const ModelWeights> we
                                           const ImplOptions& options,
                                           const CudaCachedTuning& tuning = {});
 
-// How the most recent decode step launched its attention (all layers launch alike).
+// How a step launches its attention (all layers launch alike).
 struct CudaAttentionLaunchInfo {
   int items = 0;            // query rows (sequences in the step)
   int max_kv_len = 0;       // keys of the longest row
   int split_size = 0;       // S
   int max_splits = 0;       // ceil(max_kv_len / S)
+  int blocks_per_sm = 0;    // attention blocks a multiprocessor holds at once (occupancy)
+  int sm_count = 0;         // multiprocessors of the device
   int lanes = 0;            // threads per key row
   int rows = 0;             // key rows in flight per block
   int group_per_block = 0;  // query heads per block
@@ -44,6 +46,10 @@ struct CudaAttentionLaunchInfo {
 
 // RETURNS: the launch of the most recent decode() (all zero before the first).
 CudaAttentionLaunchInfo cuda_cached_last_launch(const KvCache& cache);
+
+// RETURNS: the launch a decode step of `items` rows whose longest row attends max_kv_len keys
+// would get (tests pick lengths around the planned split size with it).
+CudaAttentionLaunchInfo cuda_cached_plan(const KvCache& cache, int items, int max_kv_len);
 
 // RETURNS: GPU milliseconds, from CUDA events on the cache's stream, of the most recent
 // decode()'s attention: the split and merge kernels of every layer (projections, the K/V

@@ -87,6 +87,10 @@ cudaError_t launch_append(const AppendLaunch& launch, cudaStream_t stream);
 cudaError_t launch_attention(const AttentionLaunch& launch, cudaStream_t stream);
 cudaError_t launch_merge(const MergeLaunch& launch, cudaStream_t stream);
 
+// Writes to *blocks how many blocks of the attention kernel for (dtype, shape) one
+// multiprocessor holds at once (registers, shared memory), for split planning.
+cudaError_t attention_blocks_per_sm(DType dtype, const AttentionShape& shape, int* blocks);
+
 // RETURNS: cudaFuncGetAttributes of one attention kernel: cudaErrorNoKernelImageForDevice when
 // this binary holds no code the current device can run.
 cudaError_t probe_kernel_image();

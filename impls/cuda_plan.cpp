@@ -1,5 +1,6 @@
 #include "impls/cuda_plan.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "harness/error.h"
@@ -111,18 +112,20 @@ AttentionShape plan_attention_shape(int head_dim, int element_bytes, int group) 
   return s;
 }
 
-SplitPlan plan_splits(int max_len, std::int64_t work_rows, int sm_count, int forced_split) {
+SplitPlan plan_splits(int max_len, std::int64_t work_rows, int sm_count, int blocks_per_sm,
+                      int forced_split) {
   require(max_len >= 1, "plan_splits: max_len must be >= 1, got ", max_len);
   require(work_rows >= 1, "plan_splits: work_rows must be >= 1, got ", work_rows);
   require(sm_count >= 1, "plan_splits: sm_count must be >= 1, got ", sm_count);
+  require(blocks_per_sm >= 1, "plan_splits: blocks_per_sm must be >= 1, got ", blocks_per_sm);
   require(forced_split >= 0, "plan_splits: forced_split must be >= 0 (0 = plan), got ",
           forced_split);
   SplitPlan plan;
   if (forced_split > 0) {
     plan.split_size = forced_split;
   } else {
-    const std::int64_t target = static_cast<std::int64_t>(kTargetBlocksPerSm) * sm_count;
-    const std::int64_t splits = (target + work_rows - 1) / work_rows;  // >= 1
+    const std::int64_t slots = static_cast<std::int64_t>(sm_count) * blocks_per_sm;
+    const std::int64_t splits = std::max<std::int64_t>(1, slots / work_rows);
     std::int64_t size = (max_len + splits - 1) / splits;
     size = (size + kSplitGranule - 1) / kSplitGranule * kSplitGranule;
     if (size < kMinSplit) size = kMinSplit;

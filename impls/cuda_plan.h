@@ -59,22 +59,25 @@ constexpr int kSplitGranule = 64;
 // Smallest planned split: below it a block's fixed costs (loading q, the in-block merge, the
 // partial state it writes) outweigh the keys it reads.
 constexpr int kMinSplit = 256;
-// Blocks the planner aims for per multiprocessor, so that short and long rows both fill the GPU.
-constexpr int kTargetBlocksPerSm = 4;
 
 struct SplitPlan {
   int split_size = 0;  // keys per split: split s covers keys [s * split_size, (s + 1) * split_size)
   int max_splits = 0;  // splits of the longest row: ceil(max_len / split_size) (the grid's x)
 };
 
-// REQUIRES: max_len >= 1 (the longest row's keys); work_rows >= 1 (items x KV heads x group
-// blocks: the blocks per split); sm_count >= 1; forced_split >= 0 (0 = plan it).
+// Plans the split-KV grid for one wave: the GPU holds sm_count x blocks_per_sm attention
+// blocks at once (the "slots"); work_rows rows (items x KV heads x group blocks) each need
+// their splits. Splitting each row into floor(slots / work_rows) equal parts fills the
+// slots without a second, partial wave: all blocks start together and, being the same size,
+// end together (a second wave of a few blocks would run at a fraction of the bandwidth).
+// REQUIRES: max_len >= 1 (the longest row's keys); work_rows >= 1; sm_count >= 1;
+// blocks_per_sm >= 1; forced_split >= 0 (0 = plan it).
 // RETURNS: forced_split when > 0. Otherwise max_len shared evenly among
-// ceil(kTargetBlocksPerSm x sm_count / work_rows) splits (one split when the rows alone fill
-// the GPU), rounded up to a multiple of kSplitGranule and raised to at least kMinSplit; so
-// work_rows x max_splits never exceeds that target by more than work_rows.
-// Throws kvbench::Error on a bad argument.
-SplitPlan plan_splits(int max_len, std::int64_t work_rows, int sm_count, int forced_split = 0);
+// max(1, floor(sm_count x blocks_per_sm / work_rows)) splits, rounded up to a multiple of
+// kSplitGranule and raised to at least kMinSplit; so work_rows x max_splits never exceeds
+// the slots when work_rows alone does not. Throws kvbench::Error on a bad argument.
+SplitPlan plan_splits(int max_len, std::int64_t work_rows, int sm_count, int blocks_per_sm,
+                      int forced_split = 0);
 
 // RETURNS: the splits of a row of kv_len keys: ceil(kv_len / split_size) (0 for kv_len 0).
 int splits_for(int kv_len, int split_size);

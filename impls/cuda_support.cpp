@@ -40,7 +40,7 @@ std::string compute_unavailable_reason() {
   if (err != cudaSuccess) {
     cudaGetLastError();
     if (err == cudaErrorInsufficientDriver && !driver_library_loads()) {
-      return "no CUDA device (no NVIDIA driver: libcuda.so.1 not found)";
+      return "no CUDA device (no NVIDIA driver)";  // libcuda.so.1 does not load
     }
     return std::string("no CUDA device (cudaGetDeviceCount: ") + cudaGetErrorString(err) + ")";
   }

@@ -115,6 +115,7 @@ TEST(CudaCachedErrors, CudaAndCublasErrorsNameTheCallAndTheMessage) {
 TEST(CudaCachedProbes, RejectOtherImplementations) {
   auto cpu = make_cache("cpu_cached", shape(32, 2, 2, 16, 64, DType::f32));
   EXPECT_THROW(cuda_cached_last_launch(*cpu), Error);
+  EXPECT_THROW(cuda_cached_plan(*cpu, 1, 1), Error);
   EXPECT_THROW(cuda_cached_last_attention_ms(*cpu), Error);
   EXPECT_THROW(cuda_cached_unused_not_nan(*cpu, 0), Error);
 }
@@ -305,23 +306,25 @@ TEST(CudaCachedGpu, SplitBoundariesForcedSplit) {
   }
 }
 
-// Planned splits: the planner's own split size (kMinSplit for one short row) and lengths
-// just below, at and above its first multiples.
+// Planned splits: the planner's own split size (kMinSplit for one short row, whatever the
+// occupancy) and lengths just below, at and above its first multiples.
 TEST(CudaCachedGpu, SplitBoundariesPlannedSplit) {
   SKIP_WITHOUT_GPU();
-  const int sm = cuda::device_info().sm_count;
   const ModelConfig c = shape(64, 2, 2, 128, 1024, DType::f16);  // MHA, d = 128: 16-byte loads
   auto cache = make_cache("cuda_cached", c, ImplOptions{1, true});
-  const int split = cuda::plan_splits(800, c.kv_heads, sm).split_size;
+  const int split = cuda_cached_plan(*cache, 1, 800).split_size;
   for (int n : {split - 1, split, split + 1, 2 * split - 1, 2 * split, 2 * split + 1}) {
     if (n > c.capacity) continue;
     SCOPED_TRACE(testing::Message() << "split=" << split << " n=" << n);
-    ASSERT_EQ(cuda::plan_splits(n, c.kv_heads, sm).split_size, split);
+    ASSERT_EQ(cuda_cached_plan(*cache, 1, n).split_size, split);
     const SeqId id = cache->create_sequence();
     const std::vector<float> inputs = InputStream(2000 + n).rows(n, c.d_model);
     const std::vector<float> out = prefill_then_decode(*cache, id, inputs, n);
-    EXPECT_EQ(cuda_cached_last_launch(*cache).split_size, split);
-    EXPECT_TRUE(cuda_cached_last_launch(*cache).vectorized);
+    const CudaAttentionLaunchInfo launch = cuda_cached_last_launch(*cache);
+    EXPECT_EQ(launch.split_size, split);
+    EXPECT_EQ(launch.max_splits, (n + split - 1) / split);
+    EXPECT_TRUE(launch.vectorized);
+    EXPECT_GE(launch.blocks_per_sm, 1);
     expect_sequence_matches(*cache, id, inputs, out, n, cuda::kMinSplit, split);
     cache->drop(id);
   }

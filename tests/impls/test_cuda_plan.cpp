@@ -219,30 +219,34 @@ TEST(CudaAttentionShape, RejectsBadArguments) {
 // ---- split planning --------------------------------------------------------------------------
 
 TEST(CudaSplitPlan, ForcedSplitIsUsedAsIs) {
-  const SplitPlan p = plan_splits(1000, 4, 132, 64);
+  const SplitPlan p = plan_splits(1000, 4, 132, 7, 64);
   EXPECT_EQ(p.split_size, 64);
   EXPECT_EQ(p.max_splits, 16);  // ceil(1000 / 64)
-  EXPECT_EQ(plan_splits(64, 1, 1, 64).max_splits, 1);
-  EXPECT_EQ(plan_splits(65, 1, 1, 64).max_splits, 2);
-  EXPECT_EQ(plan_splits(7, 1, 1, 1).max_splits, 7);
+  EXPECT_EQ(plan_splits(64, 1, 1, 1, 64).max_splits, 1);
+  EXPECT_EQ(plan_splits(65, 1, 1, 1, 64).max_splits, 2);
+  EXPECT_EQ(plan_splits(7, 1, 1, 1, 1).max_splits, 7);
 }
 
-TEST(CudaSplitPlan, PlannedSplitsFillTheGpuWithoutOvershooting) {
+TEST(CudaSplitPlan, PlannedSplitsFillOneWave) {
   for (int sm : {1, 8, 108, 132}) {
-    for (std::int64_t rows : {1, 2, 8, 32, 64, 512, 4096}) {
-      for (int max_len = 1; max_len <= 70000; max_len = max_len * 3 / 2 + 1) {
-        const SplitPlan p = plan_splits(max_len, rows, sm);
-        SCOPED_TRACE(testing::Message() << "sm=" << sm << " rows=" << rows << " len=" << max_len);
-        const std::int64_t target = static_cast<std::int64_t>(kTargetBlocksPerSm) * sm;
-        const std::int64_t wanted = (target + rows - 1) / rows;
-        ASSERT_EQ(p.split_size % kSplitGranule, 0);
-        ASSERT_GE(p.split_size, kMinSplit);
-        ASSERT_EQ(p.max_splits, (max_len + p.split_size - 1) / p.split_size);
-        ASSERT_LE(p.max_splits, wanted);
-        // The smallest such size: one granule less would need more splits than wanted.
-        if (p.split_size > kMinSplit) {
-          const int smaller = p.split_size - kSplitGranule;
-          ASSERT_GT((max_len + smaller - 1) / smaller, wanted);
+    for (int per_sm : {1, 4, 7, 16}) {
+      for (std::int64_t rows : {1, 2, 8, 32, 64, 512, 4096}) {
+        for (int max_len = 1; max_len <= 70000; max_len = max_len * 3 / 2 + 1) {
+          const SplitPlan p = plan_splits(max_len, rows, sm, per_sm);
+          SCOPED_TRACE(testing::Message() << "sm=" << sm << " per_sm=" << per_sm << " rows="
+                                          << rows << " len=" << max_len);
+          const std::int64_t slots = static_cast<std::int64_t>(sm) * per_sm;
+          const std::int64_t wanted = std::max<std::int64_t>(1, slots / rows);
+          ASSERT_EQ(p.split_size % kSplitGranule, 0);
+          ASSERT_GE(p.split_size, kMinSplit);
+          ASSERT_EQ(p.max_splits, (max_len + p.split_size - 1) / p.split_size);
+          ASSERT_LE(p.max_splits, wanted);
+          ASSERT_LE(rows * p.max_splits, std::max(slots, rows));  // never a partial second wave
+          // The smallest such size: one granule less would need more splits than wanted.
+          if (p.split_size > kMinSplit) {
+            const int smaller = p.split_size - kSplitGranule;
+            ASSERT_GT((max_len + smaller - 1) / smaller, wanted);
+          }
         }
       }
     }
@@ -250,14 +254,14 @@ TEST(CudaSplitPlan, PlannedSplitsFillTheGpuWithoutOvershooting) {
 }
 
 TEST(CudaSplitPlan, BenchmarkShapes) {
-  // llama2-7b (H_kv = 32, one group block) on 132 multiprocessors, T = 16384.
-  const SplitPlan batch1 = plan_splits(16384, 32, 132);
-  EXPECT_EQ(batch1.split_size, 1024);  // 16 splits x 32 heads = 512 blocks (target 528)
-  EXPECT_EQ(batch1.max_splits, 16);
-  const SplitPlan batch16 = plan_splits(16384, 16 * 32, 132);
-  EXPECT_EQ(batch16.split_size, 8192);  // 2 splits x 512 rows
-  EXPECT_EQ(batch16.max_splits, 2);
-  EXPECT_EQ(plan_splits(100, 1, 132).max_splits, 1);  // short rows: one split of kMinSplit
+  // llama2-7b (H_kv = 32, one group block) on 132 multiprocessors holding 7 blocks each.
+  const SplitPlan batch1 = plan_splits(16384, 32, 132, 7);
+  EXPECT_EQ(batch1.split_size, 640);  // 16384 / floor(924 / 32) = 586 -> 640
+  EXPECT_EQ(batch1.max_splits, 26);   // 832 blocks in 924 slots
+  const SplitPlan batch16 = plan_splits(16384, 16 * 32, 132, 7);
+  EXPECT_EQ(batch16.max_splits, 1);  // 512 rows already fill 512 of 924 slots; 2 would overflow
+  EXPECT_EQ(plan_splits(100, 1, 132, 7).max_splits, 1);  // short rows: one split of kMinSplit
+  EXPECT_EQ(plan_splits(100, 1, 132, 7).split_size, kMinSplit);
 }
 
 TEST(CudaSplitPlan, SplitsForAndRanges) {
@@ -274,10 +278,11 @@ TEST(CudaSplitPlan, SplitsForAndRanges) {
   EXPECT_EQ(begin, 128);
   EXPECT_EQ(end, 129);
   EXPECT_FALSE(split_range(2, 64, 128, begin, end));
-  EXPECT_THROW(plan_splits(0, 1, 1), Error);
-  EXPECT_THROW(plan_splits(1, 0, 1), Error);
-  EXPECT_THROW(plan_splits(1, 1, 0), Error);
-  EXPECT_THROW(plan_splits(1, 1, 1, -1), Error);
+  EXPECT_THROW(plan_splits(0, 1, 1, 1), Error);
+  EXPECT_THROW(plan_splits(1, 0, 1, 1), Error);
+  EXPECT_THROW(plan_splits(1, 1, 0, 1), Error);
+  EXPECT_THROW(plan_splits(1, 1, 1, 0), Error);
+  EXPECT_THROW(plan_splits(1, 1, 1, 1, -1), Error);
 }
 
 // ---- the kernel's softmax arithmetic, run on the host ----------------------------------------
