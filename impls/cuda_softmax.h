@@ -20,6 +20,11 @@
 #else
 #define KVBENCH_HOST_DEVICE inline
 #endif
+#if defined(__CUDA_ARCH__)
+#define KVBENCH_UNROLL _Pragma("unroll")
+#else
+#define KVBENCH_UNROLL
+#endif
 
 namespace kvbench::cuda {
 
@@ -37,13 +42,13 @@ template <int U>
 KVBENCH_HOST_DEVICE float online_fold(float& m, float& l, const float (&s)[U],
                                       const bool (&valid)[U], float (&p)[U]) {
   float m_new = m;
-#pragma unroll
+KVBENCH_UNROLL
   for (int u = 0; u < U; ++u) {
     if (valid[u]) m_new = fmaxf(m_new, s[u]);
   }
   const float correction = (m == m_new) ? 1.0f : exp2f(m - m_new);
   float sum = 0.0f;
-#pragma unroll
+KVBENCH_UNROLL
   for (int u = 0; u < U; ++u) {
     p[u] = valid[u] ? exp2f(s[u] - m_new) : 0.0f;
     sum += p[u];

@@ -183,7 +183,9 @@ TEST(CudaAttentionShape, CoversEveryHeadDimWithinLimits) {
         ASSERT_TRUE(s.group_per_block == 1 || s.group_per_block == 4 || s.group_per_block == 8);
         ASSERT_GE(s.group_per_block * s.group_blocks, group);
         ASSERT_LT((s.group_blocks - 1) * s.group_per_block, group);
-        if (group <= 8) ASSERT_EQ(s.group_blocks, 1);  // a KV head is read once per step
+        if (group <= 8) {
+          ASSERT_EQ(s.group_blocks, 1);  // a KV head is read once per step
+        }
         ASSERT_EQ(s.shared_bytes, static_cast<std::size_t>(s.rows) * s.group_per_block *
                                       (d + 2) * sizeof(float));
         ASSERT_LE(s.shared_bytes, 48u * 1024u);  // no opt-in needed
