@@ -1,11 +1,13 @@
-// cuda_cached's kernels: append new K/V rows, split-KV decode attention, split merge.
+// cuda_cached's kernels: append new K/V rows, split-KV decode attention (with its merge),
+// and a streaming read for bandwidth measurement.
 // Host launch code is in impls/cuda_cached.cu; descriptors in impls/cuda_kernels.h.
 //
 // Split-KV (as in flash-decoding): a row of kv_len keys is cut into splits of S keys; block
 // (split, KV head x group block, item) reads its split's K and V rows of one KV head exactly
 // once and computes, for up to 8 query heads of that KV head's GQA group, the partial softmax
-// state (m, l, o) of impls/cuda_softmax.h. merge_splits_kernel then combines a row's splits.
-// So a single long sequence spreads over ceil(kv_len / S) x H_kv blocks.
+// state (m, l, o) of impls/cuda_softmax.h. The last of a row's blocks to finish merges the
+// splits' states (a second phase in the same kernel, so no second launch). So a single long
+// sequence spreads over ceil(kv_len / S) x H_kv blocks.
 //
 // Inside a block, `lanes` threads read one key row together (16-byte loads when the row
 // allows it), `rows` = 128 / lanes key rows are in flight at once, and each row group keeps
@@ -288,6 +290,19 @@ __global__ void __launch_bounds__(kAttentionThreads)
   __syncthreads();
 
   const int first_head = kv_head * group + g0;
+  const int splits = (it.kv_len - 1) / p.split_size + 1;  // >= 1: this block's split exists
+  // out: [n, H * d]; row `item`, head first_head + g at column (first_head + g) * d.
+  float* out = p.out + static_cast<std::int64_t>(item) * c.heads * d +
+               static_cast<std::int64_t>(first_head) * d;
+  if (splits == 1) {  // the whole row: normalize and write the output directly
+    for (int idx = threadIdx.x; idx < gcount * d; idx += blockDim.x) {
+      const int g = idx / d;
+      const int x = idx - g * d;
+      out[idx] = normalized_output(
+          merge_partials(rows, sm_m + g, sm_l + g, GB, sm_o + g * d + x, GB * d));
+    }
+    return;
+  }
   for (int idx = threadIdx.x; idx < gcount * d; idx += blockDim.x) {
     const int g = idx / d;
     const int x = idx - g * d;
@@ -302,24 +317,33 @@ __global__ void __launch_bounds__(kAttentionThreads)
       p.partial_l[state] = merged.l;
     }
   }
-}
 
-// ---- merge (phase 2) ---------------------------------------------------------------------------
-
-// grid = (items in this launch, H), block = any multiple of 32. out[item, h, :] = the merged
-// output of that row's ceil(kv_len / S) splits (never more than max_splits).
-__global__ void merge_splits_kernel(MergeLaunch p, int item_base) {
-  const int item = item_base + blockIdx.x;
-  const int head = blockIdx.y;
-  const int kv_len = p.items[item].kv_len;
-  int splits = kv_len <= 0 ? 0 : (kv_len - 1) / p.split_size + 1;
-  if (splits > p.max_splits) splits = p.max_splits;  // the host plans max_splits from the longest
-  const std::int64_t state = (static_cast<std::int64_t>(item) * p.heads + head) * p.max_splits;
-  float* out = p.out + (static_cast<std::int64_t>(item) * p.heads + head) * p.head_dim;
-  for (int x = threadIdx.x; x < p.head_dim; x += blockDim.x) {
-    const MergedElement merged = merge_partials(splits, p.partial_m + state, p.partial_l + state, 1,
-                                                p.partial_o + state * p.head_dim + x, p.head_dim);
-    out[x] = normalized_output(merged);
+  // Phase 2, fused (the last-block pattern of the CUDA Programming Guide's __threadfence()
+  // example): the last of this row's `splits` blocks for this (KV head, group block) to
+  // finish merges every split's state. Its partial states are made visible device-wide
+  // before the block is counted; the counter is reset for the next launch by the block that
+  // sees every split arrived, so no other block touches it again in this launch.
+  __threadfence();
+  __syncthreads();
+  __shared__ bool is_last;
+  if (threadIdx.x == 0) {
+    int* arrivals = p.arrivals + static_cast<std::int64_t>(item) * gridDim.y + blockIdx.y;
+    is_last = atomicAdd(arrivals, 1) == splits - 1;
+    if (is_last) *arrivals = 0;
+  }
+  __syncthreads();
+  if (!is_last) return;
+  __threadfence();
+  for (int idx = threadIdx.x; idx < gcount * d; idx += blockDim.x) {
+    const int g = idx / d;
+    const int x = idx - g * d;
+    const std::int64_t state0 =
+        (static_cast<std::int64_t>(item) * c.heads + first_head + g) * p.max_splits;
+    // volatile: other blocks wrote these in this launch; read them from L2, not L1.
+    const volatile float* m = p.partial_m + state0;
+    const volatile float* l = p.partial_l + state0;
+    const volatile float* o = p.partial_o + state0 * d + x;
+    out[idx] = normalized_output(merge_partials(splits, m, l, 1, o, d));
   }
 }
 

@@ -13,7 +13,7 @@
 // per layer, all on one stream:
 //   qkv  = x W_qkv^T                cuBLAS SGEMM, fp32 (pedantic: no TF32)
 //   append k, v rows to the slots   append_kv_kernel (converts to the storage dtype)
-//   attention per row and head      split_attention_kernel + merge_splits_kernel
+//   attention per row and head      split_attention_kernel (splits merged by its last block)
 //   y    = x + attn W_o^T            cuBLAS SGEMM with beta = 1 onto a copy of x
 #include "impls/cuda_cached.h"
 
@@ -144,6 +144,7 @@ class CudaCached final : public KvCache {
     DeviceBuffer qkv;              // [rows, qkv_width]
     DeviceBuffer attn;             // [rows, H*d] merged attention output
     DeviceBuffer items;            // [rows] cuda::AttentionItem
+    DeviceBuffer arrivals;         // [rows, H_kv * group blocks] int, zero between launches
     DeviceBuffer partial_o;        // [states, d]
     DeviceBuffer partial_m;        // [states]
     DeviceBuffer partial_l;        // [states]
@@ -324,6 +325,10 @@ void CudaCached::ensure_scratch(int rows, int max_splits) {
     scratch_.qkv = DeviceBuffer(n * qkv_width_ * sizeof(float), "cuda_cached's q|k|v rows");
     scratch_.attn = DeviceBuffer(n * c.q_width() * sizeof(float), "cuda_cached's attention rows");
     scratch_.items = DeviceBuffer(n * sizeof(cuda::AttentionItem), "cuda_cached's row descriptors");
+    const std::size_t counters = n * c.kv_heads * shape_.group_blocks * sizeof(int);
+    scratch_.arrivals = DeviceBuffer(counters, "cuda_cached's split arrival counters");
+    // Zero once; each launch's last block per row resets its counter.
+    KVBENCH_CUDA_CHECK(cudaMemsetAsync(scratch_.arrivals.get(), 0, counters, stream_->get()));
     scratch_.rows = static_cast<int>(n);
   }
   if (states > scratch_.states) {
@@ -395,20 +400,10 @@ void CudaCached::run_layers(const std::vector<cuda::AttentionItem>& items, const
   attention.partial_o = scratch_.partial_o.as<float>();
   attention.partial_m = scratch_.partial_m.as<float>();
   attention.partial_l = scratch_.partial_l.as<float>();
+  attention.arrivals = scratch_.arrivals.as<int>();
+  attention.out = scratch_.attn.as<float>();
   attention.q_scale = q_scale_;
   attention.shape = shape_;
-
-  cuda::MergeLaunch merge;
-  merge.heads = c.heads;
-  merge.head_dim = c.head_dim;
-  merge.items = items_dev;
-  merge.num_items = n;
-  merge.split_size = plan.split_size;
-  merge.max_splits = plan.max_splits;
-  merge.partial_o = attention.partial_o;
-  merge.partial_m = attention.partial_m;
-  merge.partial_l = attention.partial_l;
-  merge.out = scratch_.attn.as<float>();
 
   for (int l = 0; l < c.layers; ++l) {
     gemm(x, n, c.d_model, w_qkv_[l].as<float>(), qkv_width_, scratch_.qkv.as<float>(), false);
@@ -417,7 +412,6 @@ void CudaCached::run_layers(const std::vector<cuda::AttentionItem>& items, const
     if (decode_step) KVBENCH_CUDA_CHECK(cudaEventRecord(attention_start_[l].get(), stream));
     attention.layer = l;
     KVBENCH_CUDA_CHECK(cuda::launch_attention(attention, stream));
-    KVBENCH_CUDA_CHECK(cuda::launch_merge(merge, stream));
     if (decode_step) KVBENCH_CUDA_CHECK(cudaEventRecord(attention_stop_[l].get(), stream));
     KVBENCH_CUDA_CHECK(cudaMemcpyAsync(y, x, n * row_bytes, cudaMemcpyDeviceToDevice, stream));
     gemm(scratch_.attn.as<float>(), n, c.q_width(), w_o_[l].as<float>(), c.d_model, y, true);

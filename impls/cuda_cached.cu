@@ -89,18 +89,9 @@ cudaError_t attention_blocks_per_sm(DType dtype, const AttentionShape& shape, in
                                                        shape.shared_bytes);
 }
 
-cudaError_t launch_merge(const MergeLaunch& a, cudaStream_t stream) {
-  if (a.num_items <= 0) return cudaSuccess;
-  if (a.heads > kMaxGridYZ) return cudaErrorInvalidConfiguration;
-  const int threads = a.head_dim >= 128 ? 128 : ((a.head_dim + 31) / 32) * 32;
-  const dim3 grid(static_cast<unsigned>(a.num_items), static_cast<unsigned>(a.heads));
-  merge_splits_kernel<<<grid, threads, 0, stream>>>(a, 0);
-  return cudaGetLastError();
-}
-
 cudaError_t probe_kernel_image() {
   cudaFuncAttributes attributes;
-  return cudaFuncGetAttributes(&attributes, merge_splits_kernel);
+  return cudaFuncGetAttributes(&attributes, append_kv_kernel<float>);
 }
 
 cudaError_t launch_read_reduction(const void* data, std::size_t count_float4, float* block_sums,

@@ -52,8 +52,8 @@ CudaAttentionLaunchInfo cuda_cached_last_launch(const KvCache& cache);
 CudaAttentionLaunchInfo cuda_cached_plan(const KvCache& cache, int items, int max_kv_len);
 
 // RETURNS: GPU milliseconds, from CUDA events on the cache's stream, of the most recent
-// decode()'s attention: the split and merge kernels of every layer (projections, the K/V
-// append and host transfers excluded). Its K/V reads are that step's kv_bytes_read.
+// decode()'s attention: the split-KV attention kernel (merge included) of every layer
+// (projections, the K/V append and host transfers excluded). Its K/V reads are that step's kv_bytes_read.
 // Throws Error before the first decode().
 double cuda_cached_last_attention_ms(const KvCache& cache);
 

@@ -48,9 +48,10 @@ struct AppendLaunch {
   int num_items = 0;                     // n
 };
 
-// Split-KV attention (phase 1): block (split, kv_head x group block, item) reads keys
+// Split-KV attention: block (split, kv_head x group block, item) reads keys
 // [split * S, min((split + 1) * S, kv_len)) of one KV head once for up to 8 of its query heads
-// and writes their partial states.
+// and writes their partial states; the row's last block to finish merges them into `out`
+// (a row of one split writes `out` directly).
 struct AttentionLaunch {
   CacheLayout cache;
   int layer = 0;
@@ -63,29 +64,16 @@ struct AttentionLaunch {
   float* partial_o = nullptr;            // device, [n, H, P, d]  unnormalized sum of 2^(s-m) v
   float* partial_m = nullptr;            // device, [n, H, P]     max score (log2 units)
   float* partial_l = nullptr;            // device, [n, H, P]     sum of 2^(s-m)
+  int* arrivals = nullptr;               // device, [n, H_kv * group blocks], zero between launches
+  float* out = nullptr;                  // device, [n, H*d]      the attention output
   float q_scale = 0;                     // log2(e) / sqrt(d)
   AttentionShape shape;                  // plan_attention_shape(d, element size, G)
-};
-
-// Phase 2: merges each (item, head)'s splits into the attention output.
-struct MergeLaunch {
-  int heads = 0;                         // H
-  int head_dim = 0;                      // d
-  const AttentionItem* items = nullptr;  // device, [n] (kv_len gives each row's split count)
-  int num_items = 0;
-  int split_size = 0;
-  int max_splits = 0;
-  const float* partial_o = nullptr;      // device, [n, H, P, d]
-  const float* partial_m = nullptr;      // device, [n, H, P]
-  const float* partial_l = nullptr;      // device, [n, H, P]
-  float* out = nullptr;                  // device, [n, H*d]
 };
 
 // Each launcher enqueues its kernel(s) on `stream` and RETURNS cudaGetLastError() (a launch
 // error; errors while running surface at the next synchronizing call).
 cudaError_t launch_append(const AppendLaunch& launch, cudaStream_t stream);
 cudaError_t launch_attention(const AttentionLaunch& launch, cudaStream_t stream);
-cudaError_t launch_merge(const MergeLaunch& launch, cudaStream_t stream);
 
 // Writes to *blocks how many blocks of the attention kernel for (dtype, shape) one
 // multiprocessor holds at once (registers, shared memory), for split planning.

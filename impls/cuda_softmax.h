@@ -66,9 +66,11 @@ struct MergedElement {
 };
 
 // REQUIRES: m[i * ml_stride], l[i * ml_stride], o[i * o_stride] for i < n address state i.
+// Ptr is const float* (or const volatile float*, for states other blocks wrote in this launch).
 // RETURNS: the merged state, summed in order i = 0..n-1 (a fixed order: deterministic).
-KVBENCH_HOST_DEVICE MergedElement merge_partials(int n, const float* m, const float* l,
-                                                 int ml_stride, const float* o, int o_stride) {
+template <typename Ptr>
+KVBENCH_HOST_DEVICE MergedElement merge_partials(int n, Ptr m, Ptr l, int ml_stride, Ptr o,
+                                                 int o_stride) {
   float M = -INFINITY;
   for (int i = 0; i < n; ++i) M = fmaxf(M, m[i * ml_stride]);
   MergedElement out{M, 0.0f, 0.0f};

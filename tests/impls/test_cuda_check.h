@@ -48,7 +48,7 @@ struct Summation {
   int iterations = 1;  // loop iterations of one row group within one split (keys / (rows x U))
   int per_iteration = 1;  // U: keys one row group folds per iteration
   int rows = 1;        // row groups merged in a block
-  int splits = 1;      // splits merged by merge_splits_kernel
+  int splits = 1;      // splits merged by the row's last block
 
   int depth() const { return iterations * (per_iteration + 2) + rows + splits + 2; }
   int rescales() const { return iterations + 2; }
