@@ -14,6 +14,7 @@
 // arrives, so steady-state decoding allocates nothing.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstddef>
@@ -54,17 +55,23 @@ AlignedFloats allocate_floats(std::size_t n) {
 // ---- a small persistent thread pool ----------------------------------------------------
 
 // `threads - 1` workers plus the calling thread share each run(); items are claimed one at
-// a time from an atomic counter, so uneven items balance themselves. Workers sleep on a
-// condition variable between runs (no spinning: the machines this runs on are shared).
+// a time from an atomic counter, so uneven items balance themselves. A decode step is a
+// few runs microseconds apart, so after a run the workers poll for up to kSpin before
+// sleeping on a condition variable: handing a run to a polling worker is cheaper than
+// waking a sleeping one (measured: 2 threads took 40 us for a step that 1 thread did in
+// 20 us, when every run woke the workers from sleep). Polling yields the core at each
+// turn, never pause-spins: on a shared machine a spinning thread took the core that the
+// thread with the work needed (2 threads became 5x slower than 1 at load 6 on 2 cores).
 class WorkerPool {
  public:
   explicit WorkerPool(int threads) {
     for (int w = 0; w + 1 < threads; ++w) workers_.emplace_back([this, w] { work(w); });
   }
   ~WorkerPool() {
+    stop_.store(true, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      generation_.fetch_add(1, std::memory_order_release);  // publishes stop_
     }
     wake_.notify_all();
     for (std::thread& t : workers_) t.join();
@@ -75,67 +82,78 @@ class WorkerPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls fn(item, thread) for every item in [0, n), thread in [0, size()), and returns
-  // when all calls have returned. fn must not throw.
+  // when all calls have returned; on the calling thread alone when !parallel (work too
+  // small to pay for the hand-off). fn must not throw.
   template <typename Fn>
-  void run(int n, Fn& fn) {
-    run_erased(n, [](void* f, int item, int thread) { (*static_cast<Fn*>(f))(item, thread); },
-               &fn);
+  void run(int n, Fn& fn, bool parallel = true) {
+    run_erased(
+        n, [](void* f, int item, int thread) { (*static_cast<Fn*>(f))(item, thread); }, &fn,
+        parallel);
   }
 
  private:
   using Call = void (*)(void*, int, int);
+  static constexpr std::chrono::microseconds kSpin{50};
 
-  void run_erased(int n, Call call, void* ctx) {
-    if (workers_.empty() || n <= 1) {
+  void run_erased(int n, Call call, void* ctx, bool parallel) {
+    if (workers_.empty() || n <= 1 || !parallel) {
       for (int i = 0; i < n; ++i) call(ctx, i, 0);
       return;
     }
+    // No worker is inside a run here (the last one ended with busy_ == 0), so the fields
+    // can be written; the release on generation_ publishes them.
+    call_ = call;
+    ctx_ = ctx;
+    items_ = n;
+    next_.store(0, std::memory_order_relaxed);
+    busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      call_ = call;
-      ctx_ = ctx;
-      items_ = n;
-      next_.store(0, std::memory_order_relaxed);
-      busy_ = static_cast<int>(workers_.size());
-      ++generation_;
+      std::lock_guard<std::mutex> lock(mu_);  // so a worker about to sleep cannot miss it
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     drain(size() - 1);  // the caller is the last thread
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return busy_ == 0; });
+    // The workers finish their last items about when the caller does.
+    while (busy_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   }
 
   void drain(int thread) {
     for (int i = next_.fetch_add(1); i < items_; i = next_.fetch_add(1)) call_(ctx_, i, thread);
   }
 
+  // RETURNS: once generation_ differs from `seen`: polling for kSpin, then asleep.
+  std::uint64_t wait_for_run(std::uint64_t seen) {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    do {
+      const std::uint64_t now = generation_.load(std::memory_order_acquire);
+      if (now != seen) return now;
+      std::this_thread::yield();
+    } while (std::chrono::steady_clock::now() < until);
+    std::unique_lock<std::mutex> lock(mu_);
+    wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+    return generation_.load(std::memory_order_acquire);
+  }
+
   void work(int thread) {
-    std::uint64_t seen = 0;
-    for (;;) {
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-      }
+    for (std::uint64_t seen = 0;;) {
+      seen = wait_for_run(seen);
+      if (stop_.load(std::memory_order_relaxed)) return;
       drain(thread);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--busy_ == 0) done_.notify_one();
+      busy_.fetch_sub(1, std::memory_order_release);
     }
   }
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_;  // a new run, or stop
-  std::condition_variable done_;  // the last worker finished the run
-  // The current run; written under mu_ before generation_ moves, read by workers after.
+  // The current run; written by the caller before generation_ moves, read by workers after.
   Call call_ = nullptr;
   void* ctx_ = nullptr;
   int items_ = 0;
   std::atomic<int> next_{0};
-  int busy_ = 0;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<int> busy_{0};  // workers still inside the current run
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // ---- kernels --------------------------------------------------------------------------
@@ -562,8 +580,15 @@ class CpuCachedCache final : public KvCache {
   void run_step(int n);
   void write_kv(int layer, int n);
   void plan_attention(int layer, int n);
-  // Keys per chunk when decode rows are split across threads (0: no split).
-  int split_chunk(int n) const;
+  // Most keys per chunk when decode rows are split across threads (0: no split).
+  int split_target(int n) const;
+  // Whether applying weights of `bytes` to n rows is worth handing to the pool.
+  static bool worth_threads(std::uint64_t bytes, int n) {
+    return bytes * static_cast<std::uint64_t>((n + 3) / 4) >= kMinParallelBytes;
+  }
+  // A phase that streams less than this (~10 us at 25 GB/s) runs on the calling thread:
+  // splitting it would save less than the hand-off costs.
+  static constexpr std::uint64_t kMinParallelBytes = 256 * 1024;
   // Splits W [rows, cols] into blocks of rows small enough to stay in L2 while each block
   // is applied to every row of a step.
   static void add_proj_items(std::vector<ProjItem>& items, const float* w, int rows, int cols,
@@ -571,6 +596,9 @@ class CpuCachedCache final : public KvCache {
 
   AttnShape shape_;
   WorkerPool pool_;
+  std::uint64_t qkv_work_ = 0;        // bytes of [W_q; W_k; W_v] of one layer
+  std::uint64_t out_work_ = 0;        // bytes of W_o of one layer
+  std::uint64_t attention_work_ = 0;  // bytes of K/V this layer's attention reads
   int prefill_block_;  // rows of one sequence that share a pass over its K/V in a prefill
   std::map<SeqId, Sequence> seqs_;
 
@@ -608,6 +636,8 @@ CpuCachedCache::CpuCachedCache(std::shared_ptr<const ModelWeights> model,
   scratch_.resize(static_cast<std::size_t>(pool_.size()));
   for (AttnScratch& s : scratch_) s.reserve(prefill_block_ * shape_.group, c.head_dim, shape_.tile);
 
+  qkv_work_ = static_cast<std::uint64_t>(c.q_width() + 2 * c.kv_width()) * c.d_model * 4u;
+  out_work_ = static_cast<std::uint64_t>(c.d_model) * c.q_width() * 4u;
   for (const LayerWeights& w : weights().layers) {
     // [W_q; W_k; W_v] land side by side in a qkv_ row: columns [0, H*d + 2*H_kv*d).
     std::vector<ProjItem> qkv;
@@ -711,7 +741,7 @@ void CpuCachedCache::reserve_rows(int n) {
   o_.resize(rows * c.q_width());
   rows_.resize(rows);
   pos_.resize(rows);
-  // One item per (row, KV head), plus the chunks of split rows: split_chunk() makes chunks
+  // One item per (row, KV head), plus the chunks of split rows: split_target() makes chunks
   // of >= 1/(4 * threads) of all keys, so splitting adds at most 4 * threads items.
   items_.reserve(rows * c.kv_heads + 4u * static_cast<std::size_t>(pool_.size()));
   merges_.reserve(rows * c.kv_heads);
@@ -760,7 +790,7 @@ void CpuCachedCache::run_step(int n) {
       project_rows(it.w, it.cols, it.r0, it.r1, x_.data(), c.d_model, n,
                    qkv_.data() + it.out_offset, qkv_width, false);
     };
-    pool_.run(static_cast<int>(qkv_items.size()), project_qkv);
+    pool_.run(static_cast<int>(qkv_items.size()), project_qkv, worth_threads(qkv_work_, n));
     write_kv(l, n);
     counters().kv_projection_rows += static_cast<std::uint64_t>(n);
 
@@ -775,7 +805,7 @@ void CpuCachedCache::run_step(int n) {
         store_partial(shape_, item, s, partials_.data());
       }
     };
-    pool_.run(static_cast<int>(items_.size()), attend_item);
+    pool_.run(static_cast<int>(items_.size()), attend_item, attention_work_ >= kMinParallelBytes);
     for (const AttnMerge& merge : merges_) {
       merge_partials(shape_, merge, partials_.data(), o_.data());
     }
@@ -792,7 +822,7 @@ void CpuCachedCache::run_step(int n) {
       project_rows(it.w, it.cols, it.r0, it.r1, o_.data(), c.q_width(), n, x_.data(),
                    c.d_model, true);
     };
-    pool_.run(static_cast<int>(out_items.size()), project_out);
+    pool_.run(static_cast<int>(out_items.size()), project_out, worth_threads(out_work_, n));
   }
 }
 
@@ -810,26 +840,26 @@ void CpuCachedCache::write_kv(int layer, int n) {
   }
 }
 
-int CpuCachedCache::split_chunk(int n) const {
+int CpuCachedCache::split_target(int n) const {
   const int threads = pool_.size();
-  if (threads == 1) return 0;
-  // Aim at >= 4 items per thread so that dynamic claiming evens out the ends, but keep
-  // chunks long (>= 512 keys) so the merge and the item overhead stay negligible.
   std::uint64_t keys = 0;
   for (int i = 0; i < n; ++i) keys += static_cast<std::uint64_t>(pos_[i]) + 1;
   keys *= static_cast<std::uint64_t>(config().kv_heads);
+  const std::uint64_t bytes = keys * 2u * config().head_dim * sizeof(float);
+  if (threads == 1 || bytes < kMinParallelBytes) return 0;
+  // Aim at >= 4 items per thread so that dynamic claiming evens out the ends, but keep
+  // chunks long (>= 512 keys) so the merge and the item overhead stay negligible.
   const std::uint64_t want = (keys + 4u * threads - 1) / (4u * threads);
-  const std::uint64_t chunk = std::max<std::uint64_t>(512, want);
-  const std::uint64_t tile = static_cast<std::uint64_t>(shape_.tile);
-  return static_cast<int>(std::min<std::uint64_t>((chunk + tile - 1) / tile * tile,
+  return static_cast<int>(std::min<std::uint64_t>(std::max<std::uint64_t>(512, want),
                                                   static_cast<std::uint64_t>(config().capacity)));
 }
 
 void CpuCachedCache::plan_attention(int layer, int n) {
   const ModelConfig& c = config();
-  const int chunk = split_chunk(n);
+  const int target = split_target(n);
   items_.clear();
   merges_.clear();
+  attention_work_ = 0;
   int slots = 0;
   for (int i = 0; i < n;) {
     // A block: consecutive rows of one sequence at consecutive positions (a prefill).
@@ -847,12 +877,15 @@ void CpuCachedCache::plan_attention(int layer, int n) {
       item.pos0 = pos_[i];
       item.k = head_rows(*rows_[i], layer, 0, g);
       item.v = head_rows(*rows_[i], layer, 1, g);
-      if (rows > 1 || chunk == 0 || keys <= chunk) {
+      attention_work_ += static_cast<std::uint64_t>(keys) * rows * 2u * c.head_dim * 4u;
+      if (rows > 1 || target == 0 || keys <= target) {
         item.key_end = keys;
         items_.push_back(item);
         continue;
       }
-      // Split-KV: one decode row's keys in chunks, combined by a merge afterwards.
+      // Split-KV: one decode row's keys in equal chunks (whole tiles), combined by a merge.
+      const int pieces = (keys + target - 1) / target;
+      const int chunk = ((keys + pieces - 1) / pieces + shape_.tile - 1) / shape_.tile * shape_.tile;
       merges_.push_back(AttnMerge{i, g, slots, 0});
       for (int k0 = 0; k0 < keys; k0 += chunk) {
         item.key_begin = k0;
