@@ -315,6 +315,29 @@ KVBENCH_INLINE void axpy4(float* acc, const float* v0, const float* v1, const fl
   for (; e < n; ++e) acc[e] = acc[e] + p0 * v0[e] + p1 * v1[e] + p2 * v2[e] + p3 * v3[e];
 }
 
+// acc_i[e] += p_i * v[e] for four accumulators acc_i = acc + i * stride: v read once.
+KVBENCH_INLINE void axpy_to4(float* acc, int stride, const float* v, float p0, float p1, float p2,
+                             float p3, int n) {
+  float* a0 = acc;
+  float* a1 = acc + stride;
+  float* a2 = acc + 2 * static_cast<std::size_t>(stride);
+  float* a3 = acc + 3 * static_cast<std::size_t>(stride);
+  int e = 0;
+  for (; e + kWidth <= n; e += kWidth) {
+    const vfloat ve = load(v + e);
+    store(a0 + e, load(a0 + e) + p0 * ve);
+    store(a1 + e, load(a1 + e) + p1 * ve);
+    store(a2 + e, load(a2 + e) + p2 * ve);
+    store(a3 + e, load(a3 + e) + p3 * ve);
+  }
+  for (; e < n; ++e) {
+    a0[e] += p0 * v[e];
+    a1[e] += p1 * v[e];
+    a2[e] += p2 * v[e];
+    a3[e] += p3 * v[e];
+  }
+}
+
 #pragma GCC diagnostic pop
 
 // Y[i * y_stride + r] (+)= W[r] . X[i * x_stride], rows r in [r0, r1), i < n.
@@ -427,6 +450,41 @@ KVBENCH_INLINE void accumulate_tile(const float* p, const float* vt, int n, int 
   for (; j < n; ++j) axpy(acc, vt + static_cast<std::size_t>(j) * d, p[j], d);
 }
 
+// p_i[j] = q_i . k_j for four queries q_i = q + i * d and the n rows k_j of kt [n, d]:
+// each K row is loaded once for the four. p_i starts at p + i * p_stride.
+KVBENCH_INLINE void score_tile_4q(const float* q, const float* kt, int n, int d, int p_stride,
+                                  float* p) {
+  for (int j = 0; j < n; ++j) {
+    float out[4];
+    dot4(kt + static_cast<std::size_t>(j) * d, q, q + d, q + 2 * d, q + 3 * d, d, out);
+    for (int i = 0; i < 4; ++i) p[static_cast<std::size_t>(i) * p_stride + j] = out[i];
+  }
+}
+
+// acc_i += sum_j p_i[j] v_j for four accumulators acc_i = acc + i * d (p_i as above): each
+// V row is loaded once for the four.
+KVBENCH_INLINE void accumulate_tile_4q(const float* p, int p_stride, const float* vt, int n,
+                                       int d, float* acc) {
+  for (int j = 0; j < n; ++j) {
+    const float* v = vt + static_cast<std::size_t>(j) * d;
+    axpy_to4(acc, d, v, p[j], p[p_stride + j], p[2 * p_stride + j], p[3 * p_stride + j], d);
+  }
+}
+
+// Online softmax: folds one tile's scores p [n] into the running (m, l, acc [d]) of one
+// query. Leaves p[j] = exp(score_j - m_new), the weights of the tile's V rows.
+KVBENCH_INLINE void add_tile_to_softmax(float* p, int n, int d, float& m, float& l, float* acc) {
+  const float m_new = std::max(m, max_of(p, n));
+  const float correction = exp_nonpositive(m - m_new);  // rescales what the old max weighted
+  for (int j = 0; j < n; ++j) p[j] -= m_new;
+  exp_nonpositive(p, n);
+  l = l * correction + sum(p, n);
+  m = m_new;
+  if (correction != 1.0f) {
+    for (int e = 0; e < d; ++e) acc[e] *= correction;
+  }
+}
+
 // Runs `item`: gathers its queries from Q (row i at Q + i * q_stride, H*d floats), streams
 // the K/V tiles once for all of them, and leaves the unnormalized state (m, l, acc) for its
 // rows * G queries in `s`.
@@ -451,26 +509,33 @@ KVBENCH_HOT void attend(const AttnShape& a, const AttnItem& item, const float* Q
     const int j1 = std::min(j0 + tile, item.key_end);
     const float* kt = item.k + static_cast<std::size_t>(j0) * d;
     const float* vt = item.v + static_cast<std::size_t>(j0) * d;
-    for (int r = 0; r < nq; ++r) {
+    for (int r = 0; r < nq;) {
       // Query r (row r / G) sees keys < limit; in this tile, the first `valid` of them.
       const int limit = item.pos0 + r / G + 1;
       const int valid = std::min(j1, limit) - j0;
-      if (valid <= 0) continue;
-      const float* q = s.q.data() + static_cast<std::size_t>(r) * d;
-      float* p = s.scores.data() + static_cast<std::size_t>(r) * tile;
-      score_tile(q, kt, valid, d, blocked, p);
-      // Online softmax: rescale what was accumulated under the old max, add this tile.
-      const float m_new = std::max(s.m[r], max_of(p, valid));
-      const float correction = exp_nonpositive(s.m[r] - m_new);
-      for (int j = 0; j < valid; ++j) p[j] -= m_new;
-      exp_nonpositive(p, valid);
-      s.l[r] = s.l[r] * correction + sum(p, valid);
-      s.m[r] = m_new;
-      float* acc = s.acc.data() + static_cast<std::size_t>(r) * d;
-      if (correction != 1.0f) {
-        for (int e = 0; e < d; ++e) acc[e] *= correction;
+      // Four query heads of one row (of one GQA group) read each K and V row once for all
+      // four, unless a prefill block already shares the tile between its rows.
+      const int width = !blocked && r + 4 <= nq && r / G == (r + 3) / G ? 4 : 1;
+      if (valid > 0) {
+        const float* q = s.q.data() + static_cast<std::size_t>(r) * d;
+        float* p = s.scores.data() + static_cast<std::size_t>(r) * tile;  // [width, tile]
+        float* acc = s.acc.data() + static_cast<std::size_t>(r) * d;       // [width, d]
+        if (width == 4) {
+          score_tile_4q(q, kt, valid, d, tile, p);
+        } else {
+          score_tile(q, kt, valid, d, blocked, p);
+        }
+        for (int i = 0; i < width; ++i) {
+          add_tile_to_softmax(p + static_cast<std::size_t>(i) * tile, valid, d, s.m[r + i],
+                              s.l[r + i], acc + static_cast<std::size_t>(i) * d);
+        }
+        if (width == 4) {
+          accumulate_tile_4q(p, tile, vt, valid, d, acc);
+        } else {
+          accumulate_tile(p, vt, valid, d, blocked, acc);
+        }
       }
-      accumulate_tile(p, vt, valid, d, blocked, acc);
+      r += width;
     }
   }
 }

@@ -86,7 +86,7 @@ std::vector<NumericsCase> numerics_cases() {
   // capacity > prompt + decode leaves unused slots for poison_unused to fill.
   return {
       {"mha", shape(1, 64, 4, 4, 16, 32), 7, 13, 1.0f},
-      {"gqa", shape(1, 48, 6, 2, 8, 32), 5, 11, 1.0f},
+      {"gqa", shape(1, 48, 12, 2, 8, 32), 5, 11, 1.0f},  // groups of 6: 4 + 2 heads
       {"mqa", shape(1, 64, 4, 1, 16, 32), 1, 15, 1.0f},
       {"odd_head_dim", shape(1, 40, 3, 3, 13, 32), 6, 9, 1.0f},
       {"two_layers", shape(2, 64, 4, 2, 16, 32), 9, 10, 1.0f},
