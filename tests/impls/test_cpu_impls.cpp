@@ -93,11 +93,12 @@ std::vector<NumericsCase> numerics_cases() {
       // More keys than one tile of a blocked kernel (e.g. 64 keys of d = 64) and more
       // prompt rows than one prefill block: the running max and sum carry across tiles.
       {"many_tiles", shape(1, 32, 2, 1, 64, 160), 100, 40, 1.0f},
-      // Long enough (> 1024 keys) that with threads > 1 cpu_cached splits a decode row's
-      // keys into chunks across threads and merges their partial softmax states. Larger
-      // inputs make the scores spread (|s| up to ~10), so the chunks' maxima differ and a
-      // merge that mis-weights them shows.
-      {"split_keys", shape(1, 16, 2, 1, 8, 1100), 1030, 4, 3.0f},
+      // Long enough (~1540 keys, ~790 KB of K/V per step, over the 256 KiB below which
+      // cpu_cached keeps attention on one thread) that with threads > 1 cpu_cached splits
+      // a decode row's keys into chunks and merges their partial softmax states. Larger
+      // inputs spread the scores, so the chunks' maxima differ and a merge that
+      // mis-weights them shows.
+      {"split_keys", shape(1, 16, 2, 1, 64, 1600), 1540, 4, 3.0f},
   };
 }
 
