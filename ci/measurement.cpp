@@ -55,18 +55,22 @@ std::string detect_cpu_features() {
   return out.empty() ? "unknown" : out;
 }
 
-// RETURNS: the path of the LibTorch CPU library mapped into this process ("none" when
-// none is): its file name carries the version (libtorch_cpu.so.1.13).
-std::string detect_libtorch() {
+// RETURNS: the LibTorch and BLAS libraries mapped into this process, by path ("none"): the
+// torch peers' counts are mostly theirs (the file names carry versions, the BLAS path says
+// which alternative: reference, OpenBLAS pthreads or OpenMP).
+std::string detect_libraries() {
   std::ifstream in("/proc/self/maps");
-  std::string line;
+  std::string line, out;
   while (std::getline(in, line)) {
     const auto at = line.find('/');
-    if (at != std::string::npos && line.find("libtorch_cpu", at) != std::string::npos) {
-      return line.substr(at);
-    }
+    if (at == std::string::npos) continue;
+    const std::string path = line.substr(at);
+    const std::string file = path.substr(path.rfind('/') + 1);
+    const bool wanted = file.rfind("libtorch_cpu", 0) == 0 || file.rfind("libblas", 0) == 0 ||
+                        file.rfind("libopenblas", 0) == 0;
+    if (wanted && out.find(path) == std::string::npos) out += (out.empty() ? "" : " ") + path;
   }
-  return "none";
+  return out.empty() ? "none" : out;
 }
 
 std::string valgrind_version() {
@@ -95,7 +99,7 @@ Toolchain Toolchain::current() {
   t.glibc = gnu_get_libc_version();
   t.cpu = detect_cpu_model();
   t.cpu_features = detect_cpu_features();
-  t.libtorch = detect_libtorch();
+  t.libraries = detect_libraries();
   return t;
 }
 
@@ -112,7 +116,7 @@ std::string Toolchain::describe_difference(const Toolchain& o) const {
   field("glibc", glibc, o.glibc);
   field("cpu", cpu, o.cpu);
   field("cpu features", cpu_features, o.cpu_features);
-  field("libtorch", libtorch, o.libtorch);
+  field("libraries", libraries, o.libraries);
   return out.str();
 }
 
@@ -145,7 +149,7 @@ json to_json(const Measurement& m) {
                 {"glibc", t.glibc},
                 {"cpu", t.cpu},
                 {"cpu_features", t.cpu_features},
-                {"libtorch", t.libtorch}}},
+                {"libraries", t.libraries}}},
               {"workload", to_json(m.workload)},
               {"impls", impls},
               {"unavailable", m.unavailable}};
@@ -211,7 +215,7 @@ Measurement measurement_from_json(const json& j) {
   m.toolchain.glibc = get<std::string>(t, "toolchain.", "glibc");
   m.toolchain.cpu = get<std::string>(t, "toolchain.", "cpu");
   m.toolchain.cpu_features = get<std::string>(t, "toolchain.", "cpu_features");
-  m.toolchain.libtorch = get<std::string>(t, "toolchain.", "libtorch");
+  m.toolchain.libraries = get<std::string>(t, "toolchain.", "libraries");
   require(j.contains("workload"), "missing field workload");
   try {
     m.workload = workload_from_json(j.at("workload"));

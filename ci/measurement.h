@@ -3,7 +3,7 @@
 // writes one, `--current` reads one back instead of measuring.
 //
 //   { "schema": "kvbench-gate-measurement", "version": 1,
-//     "toolchain": { compiler, build_type, valgrind, glibc, cpu, cpu_features, libtorch },
+//     "toolchain": { compiler, build_type, valgrind, glibc, cpu, cpu_features, libraries },
 //     "workload": { ... gate_workload.h ... },
 //     "impls": { NAME: { "device": "cpu",
 //                        "counters": { kv_projection_rows, qk_dot_products, kv_bytes_read,
@@ -40,7 +40,7 @@ struct Toolchain {
   std::string glibc;         // "2.36"
   std::string cpu;           // "AMD EPYC 7B13"
   std::string cpu_features;  // "avx2 fma": selects ifunc/target_clones variants
-  std::string libtorch;      // the LibTorch library this process loaded (torch peers' counts)
+  std::string libraries;     // LibTorch and BLAS libraries loaded (the torch peers' counts)
 
   // RETURNS: the toolchain of this build and machine (runs `valgrind --version`).
   static Toolchain current();

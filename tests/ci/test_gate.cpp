@@ -281,16 +281,28 @@ TEST(GateChecks, ASteeperSweepFailsTheExponentAndTheLargePositions) {
   EXPECT_EQ(find_check(compare(base, cur, GateBands{}), "scaling/cached/exponent").verdict, Verdict::fail);
 }
 
-TEST(GateChecks, RatioBandIsTwoSided) {
+TEST(GateChecks, ScalingBandsAreOneSided) {
   const Measurement base = synthetic();
-  for (double factor : {0.8, 1.2}) {
+  const int t = base.workload.sweep.ratio_position;
+  const auto with_ratio_factor = [&](double factor) {
     Measurement cur = base;
-    auto& ir = cur.impls.at("cached").instructions->sweep.at(cur.workload.sweep.ratio_position);
+    auto& ir = cur.impls.at("cached").instructions->sweep.at(t);
     ir = static_cast<std::uint64_t>(static_cast<double>(ir) / factor);  // ratio x factor
-    EXPECT_EQ(find_check(compare(base, cur, GateBands{}), "scaling/naive_over_cached@t=512").verdict,
-              Verdict::fail)
-        << factor;
+    return find_check(compare(base, cur, GateBands{}), "scaling/naive_over_cached@t=512");
+  };
+  EXPECT_EQ(with_ratio_factor(0.8).verdict, Verdict::fail);   // the cache's advantage shrank
+  EXPECT_EQ(with_ratio_factor(0.86).verdict, Verdict::pass);
+  const Check better = with_ratio_factor(1.2);
+  EXPECT_EQ(better.verdict, Verdict::pass);
+  EXPECT_NE(better.note.find("update the baseline"), std::string::npos);
+  // A flatter sweep (the O(t) part halved) passes the exponent check.
+  Measurement cur = base;
+  for (auto& [pos, ir] : cur.impls.at("naive").instructions->sweep) {
+    ir = static_cast<std::uint64_t>(cur.workload.sweep.steps * (2000000.0 + 35000.0 * pos));
   }
+  const Check flatter = find_check(compare(base, cur, GateBands{}), "scaling/naive/exponent");
+  EXPECT_LT(std::stod(flatter.current), std::stod(flatter.baseline) - 0.15);
+  EXPECT_EQ(flatter.verdict, Verdict::pass);
 }
 
 TEST(GateChecks, AnotherWorkloadIsUnusable) {
@@ -351,6 +363,20 @@ TEST(GateChecks, WallClockIsReportedUnlessStrict) {
   strict.time_min_effect = 0.05;
   samples.resize(5);
   EXPECT_THROW(compare(base, cur, strict), Error);
+}
+
+// ---- the committed baseline ------------------------------------------------------------
+
+TEST(GateBaseline, CommittedBaselineIsUsableWithThisBuildsWorkload) {
+  const char* source = std::getenv("KVBENCH_SOURCE_DIR");
+  ASSERT_NE(source, nullptr) << "ctest sets KVBENCH_SOURCE_DIR";
+  const Measurement m = read_measurement(std::string(source) + "/ci/baseline.json");
+  EXPECT_EQ(describe_difference(m.workload, default_workload()), "")
+      << "the gate's workload changed: write a new baseline (ci/README.md)";
+  for (const char* name : {"naive", "cpu_cached"}) {
+    ASSERT_EQ(m.impls.count(name), 1u) << name;
+    EXPECT_TRUE(m.impls.at(name).instructions.has_value()) << name;
+  }
 }
 
 // ---- `kvbench gate` exit codes (on files, so nothing is measured) ----------------------
