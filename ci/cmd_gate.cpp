@@ -61,8 +61,7 @@ gate::Measurement measure_this_build(const GateArgs& a) {
   gate::MeasureOptions options;
   options.workload = gate::default_workload();
   options.targets = gate::default_targets(Registry::global(), workers(a));
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  options.jobs = a.jobs > 0 ? a.jobs : std::min(cores, 2);
+  options.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   options.time_repetitions = a.time_repetitions;
   options.progress = &std::cerr;
   return gate::measure(options);
@@ -163,7 +162,7 @@ void add_gate_command(CLI::App& app) {
   cmd->add_option("--time-repetitions", a->time_repetitions,
                   "Wall-clock repetitions of the decode workload per implementation (0: none)")
       ->capture_default_str();
-  cmd->add_option("--jobs", a->jobs, "Callgrind runs at a time (default: min(2, cores))");
+  cmd->add_option("--jobs", a->jobs, "Callgrind runs at a time (default: the number of cores)");
   cmd->add_option("--worker-dir", a->worker_dir,
                   "Directory of the callgrind workers kvbench-gate-worker and "
                   "kvbench-gate-worker-torch (default: the one holding kvbench)");
