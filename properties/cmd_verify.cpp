@@ -141,6 +141,7 @@ void run_verify(const SuiteArgs& a) {
         line << std::right << std::setw(5) << o.cases << " cases";
         if (o.shrinks) line << ", " << o.shrinks << " shrinks";
         line << std::fixed << std::setprecision(2) << std::setw(8) << o.seconds << " s";
+        if (!o.note.empty()) line << "  (" << o.note << ")";
       }
       std::cout << line.str() << "\n";
       if (o.verdict == Verdict::failed) print_failure(o, *p, *impl);

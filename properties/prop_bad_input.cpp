@@ -287,45 +287,45 @@ void bad_input_body(const ImplInfo& impl) {
   const std::string context = "bad call: " + bad.what + "\n  case: " + w.describe();
   try {
     bad.call(*a);
-    RC_FAIL("accepted without an error: " + context);
+    fail_case("accepted without an error: " + context);
   } catch (const Error& e) {
     const std::string msg = e.what();
     for (const std::string& needle : bad.needles) {
       if (msg.find(needle) == std::string::npos) {
-        RC_FAIL("the error message \"" + msg + "\" does not say \"" + needle + "\"; " + context);
+        fail_case("the error message \"" + msg + "\" does not say \"" + needle + "\"; " + context);
       }
     }
   } catch (const rc::detail::CaseResult&) {
     throw;  // RapidCheck's own control flow
   } catch (const std::exception& e) {
-    RC_FAIL(std::string("threw a std::exception that is not kvbench::Error: ") + e.what() +
+    fail_case(std::string("threw a std::exception that is not kvbench::Error: ") + e.what() +
             "; " + context);
   }
 
   // State unchanged: everything observable, then the same next steps give the same bits.
   std::string diff = differs(observe(*a, holds_kv), observe(*b, holds_kv));
-  if (!diff.empty()) RC_FAIL("the rejected call changed the state: " + diff + "; " + context);
+  if (!diff.empty()) fail_case("the rejected call changed the state: " + diff + "; " + context);
   std::vector<SeqId> open;
   for (SeqId id : a->sequences()) {
     if (a->length(id) < w.config.capacity) open.push_back(id);
   }
   const std::vector<float> x = rows.rows(static_cast<int>(open.size()), w.config.d_model);
   if (!same_bits(a->decode(open, x), b->decode(open, x))) {
-    RC_FAIL("after the rejected call, decode of ids " + ids_text(open) +
+    fail_case("after the rejected call, decode of ids " + ids_text(open) +
             " differs from the twin that never saw it; " + context);
   }
   const SeqId na = a->create_sequence(), nb = b->create_sequence();
   if (na != nb) {
-    RC_FAIL("after the rejected call, create_sequence returned id " + std::to_string(na) +
+    fail_case("after the rejected call, create_sequence returned id " + std::to_string(na) +
             ", the twin " + std::to_string(nb) + "; " + context);
   }
   const std::vector<float> p = rows.rows(std::min(2, w.config.capacity), w.config.d_model);
   if (!same_bits(a->prefill(na, p), b->prefill(nb, p))) {
-    RC_FAIL("after the rejected call, a new sequence's prefill differs from the twin's; " +
+    fail_case("after the rejected call, a new sequence's prefill differs from the twin's; " +
             context);
   }
   diff = differs(observe(*a, holds_kv), observe(*b, holds_kv));
-  if (!diff.empty()) RC_FAIL("after the rejected call and two more steps: " + diff + "; " + context);
+  if (!diff.empty()) fail_case("after the rejected call and two more steps: " + diff + "; " + context);
 }
 
 // Construction with inconsistent dimensions: ModelWeights::from_seed rejects the config, and
@@ -373,16 +373,16 @@ void inconsistent_dims_body(const ImplInfo& impl) {
       const std::string msg = e.what();
       for (const auto& n : needles) {
         if (msg.find(n) == std::string::npos) {
-          RC_FAIL(what + ": the message \"" + msg + "\" does not say \"" + n + "\"");
+          fail_case(what + ": the message \"" + msg + "\" does not say \"" + n + "\"");
         }
       }
       return;
     } catch (const rc::detail::CaseResult&) {
       throw;
     } catch (const std::exception& e) {
-      RC_FAIL(what + " threw a std::exception that is not kvbench::Error: " + e.what());
+      fail_case(what + " threw a std::exception that is not kvbench::Error: " + e.what());
     }
-    RC_FAIL(what + " accepted " + bad.describe());
+    fail_case(what + " accepted " + bad.describe());
   };
   expect_error("ModelWeights::from_seed", [&] { ModelWeights::from_seed(bad); });
   // Weights of the good shape with the bad config, as a plugin might hand them over.

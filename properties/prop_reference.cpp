@@ -73,7 +73,7 @@ void cache_body(const ImplInfo& impl) {
               << ", head_dim " << rows.head_dim << ", " << rows.k.size() << " K and "
               << rows.v.size() << " V floats; expected length " << T << ", head_dim "
               << c.head_dim << "\n  case: " << w.describe();
-          RC_FAIL(msg.str());
+          fail_case(msg.str());
         }
         const std::size_t block = static_cast<std::size_t>(l * c.kv_heads + g);
         const auto tol_k = kv_tolerances(c, tokens[i], f64, f32, l, g, false);
@@ -182,7 +182,7 @@ void large_scores_body(const ImplInfo& impl) {
     score = max_score(w.histories());
   }
   if (score < 0.5 * kTargetScore) {
-    RC_FAIL("could not scale the inputs to attention scores of " + std::to_string(kTargetScore) +
+    fail_case("could not scale the inputs to attention scores of " + std::to_string(kTargetScore) +
             " (reached " + std::to_string(score) + ")\n  case: " + w.describe());
   }
   auto cache = make_instance(impl, weights, w.options);

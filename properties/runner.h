@@ -19,6 +19,7 @@ enum class Verdict { passed, failed, skipped };
 struct Outcome {
   Verdict verdict = Verdict::passed;
   std::string reason;     // skipped: why (unavailable, not applicable, not in RC_PARAMS)
+  std::string note;       // passed: a remark ("the reproduced case passes")
   std::string report;     // failed: RapidCheck's message (counterexample, shrunk case)
   std::string reproduce;  // failed: RC_PARAMS="reproduce=..." that replays the failure
   int cases = 0;          // test cases run (successful ones, plus the failing one)

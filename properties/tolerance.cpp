@@ -121,7 +121,7 @@ Comparison compare_impl(const float* actual, const Expected* expected, int rows,
       const double a = actual[base + j];
       const double b = static_cast<double>(expected[base + j]);
       if (!std::isfinite(a) && bad_col < 0) bad_col = j;
-      const double e = std::abs(a - b);
+      const double e = std::isfinite(a) ? std::abs(a - b) : INFINITY;
       err = std::max(err, e);
       sq_err += e * e;
       sq_ref += b * b;

@@ -170,16 +170,20 @@ std::unique_ptr<KvCache> make_instance(const ImplInfo& impl,
   const std::string described = weights->config.describe();
   try {
     auto cache = impl.create(std::move(weights), options);
-    if (!cache) RC_FAIL(impl.name + ".create returned null for " + described);
+    if (!cache) fail_case(impl.name + ".create returned null for " + described);
     return cache;
   } catch (const Error& e) {
-    RC_FAIL(impl.name + " rejected a valid model (" + described + "): " + e.what());
+    fail_case(impl.name + " rejected a valid model (" + described + "): " + e.what());
   }
+}
+
+void fail_case(const std::string& message) {
+  throw rc::detail::CaseResult(rc::detail::CaseResult::Type::Failure, message);
 }
 
 void require_close(const Comparison& c, const std::string& what, const std::string& context) {
   if (c.ok) return;
-  RC_FAIL(what + ": " + c.describe() + "\n  case: " + context);
+  fail_case(what + ": " + c.describe() + "\n  case: " + context);
 }
 
 std::string show_row(const float* row, int width, int n) {

@@ -104,7 +104,11 @@ std::unique_ptr<KvCache> make_instance(const ImplInfo& impl,
                                        std::shared_ptr<const ModelWeights> weights,
                                        const ImplOptions& options);
 
-// Fails the current case (RC_FAIL) with `what`, the comparison's description and the case.
+// Fails the current RapidCheck case with `message` as its description (like RC_FAIL, but
+// without RC_FAIL's echo of the source expression, which only clutters a report).
+[[noreturn]] void fail_case(const std::string& message);
+
+// Fails the current case with `what`, the comparison's description and the case.
 // Does nothing when c.ok.
 void require_close(const Comparison& c, const std::string& what, const std::string& context);
 
