@@ -195,6 +195,7 @@ void run_fuzz(const SuiteArgs& a) {
   };
   long long total = 0;
   int round = 0;
+  double next_report = 10;
   ProgressLine progress;
   while (elapsed() < a.seconds) {
     ++round;
@@ -220,9 +221,11 @@ void run_fuzz(const SuiteArgs& a) {
         throw CommandExit{1};
       }
     }
-    if (isatty(STDERR_FILENO) != 1) {  // one line per round where nothing is rewritten
-      std::cerr << "fuzz: round " << round << " done, " << total << " cases, " << std::fixed
+    if (isatty(STDERR_FILENO) != 1 && elapsed() >= next_report) {
+      // Where nothing can be rewritten in place: a line every 10 seconds.
+      std::cerr << "fuzz: round " << round << ", " << total << " cases, " << std::fixed
                 << std::setprecision(0) << elapsed() << " s\n";
+      next_report = elapsed() + 10;
     }
   }
   progress.clear();

@@ -58,8 +58,8 @@ void cache_body(const ImplInfo& impl) {
   const ModelConfig& c = w.config;
   for (std::size_t i = 0; i < w.seqs.size(); ++i) {
     const int T = w.seqs[i].tokens();
-    const ReferenceResult f64 = reference_forward(*weights, tokens[i], RefPrecision::f64);
-    const ReferenceResult f32 = reference_forward(*weights, tokens[i], RefPrecision::f32);
+    const Expected e = expected_outputs(*weights, tokens[i]);
+    const ReferenceResult& f64 = e.f64;
     for (int l = 0; l < c.layers; ++l) {
       for (int g = 0; g < c.kv_heads; ++g) {
         const KvRows rows = cache->read_kv(r.ids[i], l, g);
@@ -76,8 +76,8 @@ void cache_body(const ImplInfo& impl) {
           fail_case(msg.str());
         }
         const std::size_t block = static_cast<std::size_t>(l * c.kv_heads + g);
-        const auto tol_k = kv_tolerances(c, tokens[i], f64, f32, l, g, false);
-        const auto tol_v = kv_tolerances(c, tokens[i], f64, f32, l, g, true);
+        const auto tol_k = kv_tolerances(c, tokens[i], f64, e.f32, l, g, false);
+        const auto tol_v = kv_tolerances(c, tokens[i], f64, e.f32, l, g, true);
         require_close(compare_rows(rows.k.data(), f64.k[block].data(), T, c.head_dim,
                                    tol_k.data()),
                       "cached K vs reference, " + where.str(), w.describe());

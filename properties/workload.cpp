@@ -159,7 +159,7 @@ Replay replay(KvCache& cache, const Workload& w, const std::vector<std::vector<f
 Expected expected_outputs(const ModelWeights& weights, const std::vector<float>& tokens) {
   Expected e;
   e.f64 = reference_forward(weights, tokens, RefPrecision::f64);
-  e.f32 = reference_forward(weights, tokens, RefPrecision::f32);
+  e.f32 = measure_f32_error(weights, tokens, e.f64);
   e.tol = output_tolerances(weights.config, tokens, e.f64, e.f32);
   return e;
 }

@@ -91,10 +91,10 @@ struct Replay {
 // ragged steps. `tokens` are the histories (usually w.histories()).
 Replay replay(KvCache& cache, const Workload& w, const std::vector<std::vector<float>>& tokens);
 
-// The float64 and float32 references of one token history and its per-row tolerances.
+// The float64 reference of one token history, the fp32 errors and the per-row tolerances.
 struct Expected {
   ReferenceResult f64;
-  ReferenceResult f32;
+  F32Error f32;
   std::vector<RowTolerance> tol;  // output_tolerances(...)
 };
 Expected expected_outputs(const ModelWeights& weights, const std::vector<float>& tokens);
