@@ -4,7 +4,11 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           libtorch-dev librapidcheck-dev libbenchmark-dev libbenchmark-tools libgtest-dev
-          nlohmann-json3-dev libcli11-dev gnuplot-nox valgrind)
+          nlohmann-json3-dev libcli11-dev gnuplot-nox valgrind
+          # An optimized BLAS for LibTorch: Debian's libtorch links the netlib reference BLAS
+          # otherwise, which would make the torch_* peers (and the reference) 4-6x slower than
+          # a user's PyTorch. The OpenMP build honours at::set_num_threads.
+          libopenblas0-openmp)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -44,8 +44,9 @@ LayerTensors layer_tensors(const ModelConfig& c, const LayerWeights& w) {
 }  // namespace
 
 TorchKvCache::TorchKvCache(std::string name, std::shared_ptr<const ModelWeights> weights,
-                           ImplOptions options)
-    : KvCache(std::move(name), std::move(weights), options) {
+                           ImplOptions options, bool preallocate)
+    : KvCache(std::move(name), std::move(weights), options),
+      slots_(preallocate ? config().capacity : 0) {
   require(config().dtype == DType::f32, this->name(), ": dtype ", dtype_name(config().dtype),
           " is not supported (LibTorch peers store and compute in fp32 only)");
   at::set_num_threads(this->options().threads);
@@ -59,29 +60,53 @@ void TorchKvCache::use_own_thread_count() const {
   if (at::get_num_threads() != options().threads) at::set_num_threads(options().threads);
 }
 
-at::Tensor TorchKvCache::new_buffer(at::IntArrayRef sizes) const {
-  at::Tensor t = at::empty(sizes, f32());
-  if (options().poison_unused) t.fill_(std::numeric_limits<float>::quiet_NaN());
-  return t;
-}
-
-std::size_t TorchKvCache::bytes_of(const at::Tensor& t) {
-  return static_cast<std::size_t>(t.numel()) * sizeof(float);
-}
-
-KvRows TorchKvCache::rows_of(const at::Tensor& k, const at::Tensor& v, int kv_head,
-                             int length) {
+void TorchKvCache::do_create(SeqId id) {
   c10::InferenceMode inference;
+  const ModelConfig& c = config();
+  std::vector<LayerKv> seq(static_cast<std::size_t>(c.layers));
+  for (LayerKv& layer : seq) {
+    for (at::Tensor* t : {&layer.k, &layer.v}) {
+      *t = at::empty({c.kv_heads, slots_, c.head_dim}, f32());
+      if (options().poison_unused) t->fill_(std::numeric_limits<float>::quiet_NaN());
+    }
+  }
+  seqs_[id] = std::move(seq);
+}
+
+void TorchKvCache::do_fork(SeqId parent, SeqId child) {
+  c10::InferenceMode inference;
+  std::vector<LayerKv> copy;
+  for (const LayerKv& layer : seqs_.at(parent)) {
+    copy.push_back(LayerKv{layer.k.clone(), layer.v.clone()});
+  }
+  seqs_[child] = std::move(copy);
+}
+
+KvRows TorchKvCache::do_read_kv(SeqId id, int layer, int kv_head) const {
+  c10::InferenceMode inference;
+  const LayerKv& kv = seqs_.at(id)[static_cast<std::size_t>(layer)];
   KvRows rows;
-  rows.length = length;
-  rows.head_dim = static_cast<int>(k.size(2));
-  const std::size_t n = static_cast<std::size_t>(length) * static_cast<std::size_t>(rows.head_dim);
+  rows.length = length(id);
+  rows.head_dim = config().head_dim;
+  const std::size_t n =
+      static_cast<std::size_t>(rows.length) * static_cast<std::size_t>(rows.head_dim);
   rows.k.resize(n);
   rows.v.resize(n);
   if (n == 0) return rows;
-  copy_out(k.select(0, kv_head).narrow(0, 0, length), rows.k.data());
-  copy_out(v.select(0, kv_head).narrow(0, 0, length), rows.v.data());
+  copy_out(kv.k.select(0, kv_head).narrow(0, 0, rows.length), rows.k.data());
+  copy_out(kv.v.select(0, kv_head).narrow(0, 0, rows.length), rows.v.data());
   return rows;
+}
+
+KvCache::Memory TorchKvCache::memory_in_use() const {
+  Memory m;
+  for (const auto& entry : seqs_) {
+    m.held += static_cast<std::uint64_t>(length(entry.first)) * config().kv_bytes_per_token();
+    for (const LayerKv& layer : entry.second) {
+      m.reserved += layer.k.storage().nbytes() + layer.v.storage().nbytes();
+    }
+  }
+  return m;
 }
 
 void TorchKvCache::do_prefill(SeqId id, const float* x, int n, float* out) {

@@ -10,6 +10,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -41,7 +42,10 @@ struct KvView {
   at::Tensor v;  // [H_kv, T, d]
 };
 
-// The part of a LibTorch KvCache that does not depend on where K and V are kept.
+// A LibTorch KvCache but for where K and V are written: each sequence holds, per layer, K and
+// V tensors of `slots` positions at creation (0 for a growing cache, capacity when
+// `preallocate`), filled with NaN when ImplOptions::poison_unused. Subclasses supply
+// store_kv and do_truncate.
 //
 // Threads: LibTorch's thread count is process-global (at::set_num_threads). Each instance
 // sets it to ImplOptions::threads at construction and again before each prefill/decode when
@@ -55,7 +59,13 @@ class TorchKvCache : public KvCache {
  protected:
   // Throws Error unless config.dtype is fp32 (the peers compute and store in fp32).
   TorchKvCache(std::string name, std::shared_ptr<const ModelWeights> weights,
-               ImplOptions options);
+               ImplOptions options, bool preallocate);
+
+  struct LayerKv {
+    at::Tensor k;  // [H_kv, slots, d]: positions 0..T-1 hold the sequence
+    at::Tensor v;  // [H_kv, slots, d]
+  };
+  std::vector<LayerKv>& kv_of(SeqId id) { return seqs_.at(id); }  // [L]
 
   // Stores the new K/V rows of `segment` for `layer` at positions past..past+rows-1 and
   // returns the sequence's keys and values of positions 0..past+rows-1.
@@ -63,18 +73,16 @@ class TorchKvCache : public KvCache {
   virtual KvView store_kv(const Segment& segment, int layer, const at::Tensor& k_new,
                           const at::Tensor& v_new) = 0;
 
-  // RETURNS: the [length, d] K and V rows of KV head `kv_head` in `k`, `v` ([H_kv, >= length, d]).
-  static KvRows rows_of(const at::Tensor& k, const at::Tensor& v, int kv_head, int length);
-
-  // RETURNS: an uninitialised fp32 tensor of `sizes`, or one filled with NaN when poisoned.
-  at::Tensor new_buffer(at::IntArrayRef sizes) const;
-
-  static std::size_t bytes_of(const at::Tensor& t);  // numel * sizeof(float)
-
  private:
+  void do_create(SeqId id) override;
   void do_prefill(SeqId id, const float* x, int n, float* out) override;
   void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) override;
+  void do_fork(SeqId parent, SeqId child) override;
+  void do_drop(SeqId id) override { seqs_.erase(id); }
   bool holds_kv_cache() const override { return true; }
+  KvRows do_read_kv(SeqId id, int layer, int kv_head) const override;
+  // held: 2 * L * H_kv * d * T * 4 per sequence; reserved: the bytes of the K/V storages.
+  Memory memory_in_use() const override;
 
   // Runs all layers over the rows of `segments` (x, out: [sum of rows, d_model]).
   void forward(const std::vector<Segment>& segments, const float* x, float* out);
@@ -82,7 +90,9 @@ class TorchKvCache : public KvCache {
   at::Tensor attend(const at::Tensor& q, const KvView& kv, int past);
   void use_own_thread_count() const;
 
+  int slots_;  // positions per K/V tensor at creation: 0 or capacity
   std::vector<LayerTensors> layers_;  // [L]
+  std::map<SeqId, std::vector<LayerKv>> seqs_;
 };
 
 }  // namespace torch_impl

@@ -7,7 +7,6 @@
 #include <c10/core/InferenceMode.h>
 
 #include <limits>
-#include <map>
 
 #include "impls/impls.h"
 #include "impls/torch_common.h"
@@ -21,70 +20,28 @@ using torch_impl::Segment;
 class TorchStatic final : public torch_impl::TorchKvCache {
  public:
   TorchStatic(std::shared_ptr<const ModelWeights> weights, const ImplOptions& options)
-      : TorchKvCache("torch_static", std::move(weights), options) {}
+      : TorchKvCache("torch_static", std::move(weights), options, /*preallocate=*/true) {}
 
  private:
-  struct Layer {
-    at::Tensor k;  // [H_kv, capacity, d]; positions >= T are unused
-    at::Tensor v;  // [H_kv, capacity, d]
-  };
-  using Sequence = std::vector<Layer>;  // [L]
-
-  void do_create(SeqId id) override {
-    c10::InferenceMode inference;
-    const ModelConfig& c = config();
-    Sequence seq(static_cast<std::size_t>(c.layers));
-    for (Layer& layer : seq) {
-      layer.k = new_buffer({c.kv_heads, c.capacity, c.head_dim});
-      layer.v = new_buffer({c.kv_heads, c.capacity, c.head_dim});
-    }
-    seqs_[id] = std::move(seq);
-  }
-
   KvView store_kv(const Segment& s, int layer, const at::Tensor& k_new,
                   const at::Tensor& v_new) override {
-    Layer& cache = seqs_.at(s.id)[static_cast<std::size_t>(layer)];
+    LayerKv& cache = kv_of(s.id)[static_cast<std::size_t>(layer)];
     cache.k.narrow(1, s.past, s.rows).copy_(k_new);
     cache.v.narrow(1, s.past, s.rows).copy_(v_new);
     const int T = s.past + s.rows;
     return KvView{cache.k.narrow(1, 0, T), cache.v.narrow(1, 0, T)};
   }
 
-  void do_fork(SeqId parent, SeqId child) override {
-    c10::InferenceMode inference;
-    Sequence copy;
-    for (const Layer& layer : seqs_.at(parent)) copy.push_back(Layer{layer.k.clone(), layer.v.clone()});
-    seqs_[child] = std::move(copy);
-  }
-
-  void do_drop(SeqId id) override { seqs_.erase(id); }
-
   // Keeps the capacity; only the length (kept by KvCache) shrinks.
   void do_truncate(SeqId id, int length) override {
     if (!options().poison_unused) return;
     c10::InferenceMode inference;
     const int freed = this->length(id) - length;  // length(id) is still the old length here
-    for (Layer& layer : seqs_.at(id)) {
+    for (LayerKv& layer : kv_of(id)) {
       layer.k.narrow(1, length, freed).fill_(std::numeric_limits<float>::quiet_NaN());
       layer.v.narrow(1, length, freed).fill_(std::numeric_limits<float>::quiet_NaN());
     }
   }
-
-  KvRows do_read_kv(SeqId id, int layer, int kv_head) const override {
-    const Layer& cache = seqs_.at(id)[static_cast<std::size_t>(layer)];
-    return rows_of(cache.k, cache.v, kv_head, length(id));
-  }
-
-  Memory memory_in_use() const override {
-    Memory m;
-    for (const auto& entry : seqs_) {
-      m.held += static_cast<std::uint64_t>(length(entry.first)) * config().kv_bytes_per_token();
-      for (const Layer& layer : entry.second) m.reserved += bytes_of(layer.k) + bytes_of(layer.v);
-    }
-    return m;
-  }
-
-  std::map<SeqId, Sequence> seqs_;
 };
 
 }  // namespace
