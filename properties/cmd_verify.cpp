@@ -259,9 +259,9 @@ void add_verify_command(CLI::App& app) {
       "ends with 'N passed, M failed[, K skipped]'; exit status 1 when any failed. A failure "
       "prints RapidCheck's reproduce string: run again with RC_PARAMS=\"reproduce=...\" to "
       "replay exactly that case. RC_PARAMS (seed, max_success, max_size, noshrink, "
-      "verbose_progress) is honoured; --cases and --seed override it. On a busy machine set "
-      "OMP_WAIT_POLICY=passive: LibTorch's OpenMP workers otherwise spin between the many "
-      "small parallel regions and slow everything else down.");
+      "verbose_progress) is honoured; --cases and --seed override it. kvbench runs with "
+      "OMP_WAIT_POLICY=passive unless you set it (LibTorch's OpenMP workers otherwise spin "
+      "between the many small parallel regions and slow everything else down).");
   add_common_options(verify, a);
   verify->add_option("--cases", a->cases,
                      "Test cases per property and implementation (RapidCheck max_success; "
