@@ -1,11 +1,300 @@
-// STUB: replaced by the property suite's commands.
+// `kvbench verify` and `kvbench fuzz`: the property suite on the command line.
+//
+// verify: every property over every selected implementation, one line each, then
+//         "N passed, M failed[, K skipped]"; exit 1 when anything failed.
+// fuzz:   the same properties round-robin with fresh seeds until time is up; stops at the
+//         first failure with its reproduce string (exit 1).
+// Both print RapidCheck's reproduce string for a failure; RC_PARAMS="reproduce=..." given
+// back to verify (or to the gtest runner) replays exactly that case.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <random>
+#include <sstream>
+
 #include "harness/cli/commands.h"
 #include "harness/error.h"
+#include "harness/registry.h"
+#include "harness/weights.h"
+#include "properties/property.h"
+#include "properties/runner.h"
 
 namespace kvbench::cli {
-void add_verify_command(CLI::App& app) {
-  app.add_subcommand("verify", "Run the property suite (not built yet)")->callback([] {
-    kvbench::fail("verify is not built yet");
-  });
+namespace {
+
+using props::Outcome;
+using props::Property;
+using props::Verdict;
+
+struct SuiteArgs {
+  std::string impls = "all";
+  std::string properties = "all";
+  std::vector<std::string> plugins;
+  long long cases = 0;        // 0: RapidCheck's configuration (RC_PARAMS max_success or 100)
+  std::uint64_t seed = 0;
+  bool seed_given = false;
+  bool list = false;
+  double seconds = 60;        // fuzz
+  int per_round = 10;         // fuzz: cases per property and implementation per round
+};
+
+std::vector<const Property*> select_properties(const std::string& list) {
+  std::vector<const Property*> out;
+  if (list == "all") {
+    for (const Property& p : props::all_properties()) out.push_back(&p);
+    return out;
+  }
+  std::stringstream in(list);
+  std::string name;
+  while (std::getline(in, name, ',')) {
+    if (!name.empty()) out.push_back(&props::find_property(name));
+  }
+  require(!out.empty(), "no property named in '", list, "'");
+  return out;
 }
+
+std::vector<const ImplInfo*> select_impls(const SuiteArgs& a) {
+  Registry& registry = Registry::global();
+  for (const auto& path : a.plugins) registry.load_plugin(path);
+  return registry.select(a.impls);  // throws Error naming an unknown implementation
+}
+
+void print_properties() {
+  for (const Property& p : props::all_properties()) {
+    std::cout << std::left << std::setw(30) << p.name << p.description << "\n";
+  }
+}
+
+// Progress on stderr: a line rewritten in place on a terminal, nothing otherwise.
+class ProgressLine {
+ public:
+  ProgressLine() : tty_(isatty(STDERR_FILENO) == 1) {}
+  void show(const std::string& text) {
+    if (!tty_) return;
+    std::cerr << "\r\033[K" << text << std::flush;
+    shown_ = true;
+  }
+  void clear() {
+    if (tty_ && shown_) std::cerr << "\r\033[K" << std::flush;
+    shown_ = false;
+  }
+
+ private:
+  bool tty_;
+  bool shown_ = false;
+};
+
+std::string indent(const std::string& text) {
+  std::string out = "    ";
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out += "    ";
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\n')) out.pop_back();
+  return out;
+}
+
+void print_failure(const Outcome& o, const Property& p, const ImplInfo& impl) {
+  std::cout << indent(o.report) << "\n";
+  if (!o.reproduce.empty()) {
+    std::cout << "    To reproduce:\n    " << o.reproduce << " kvbench verify --impl "
+              << impl.name << " --property " << p.name << "\n";
+  }
+}
+
+void run_verify(const SuiteArgs& a) {
+  if (a.list) {
+    print_properties();
+    return;
+  }
+  const auto impls = select_impls(a);
+  const auto properties = select_properties(a.properties);
+  rc::detail::TestParams params = props::configured_params();
+  if (a.cases > 0) params.maxSuccess = static_cast<int>(a.cases);
+  if (a.seed_given) params.seed = a.seed;
+  std::cerr << "verify: " << properties.size() << " properties x " << impls.size()
+            << " implementations, " << params.maxSuccess << " cases each, seed " << params.seed
+            << (props::reproducing() ? " (replaying RC_PARAMS reproduce=...)" : "") << "\n";
+
+  int passed = 0, failed = 0, skipped = 0;
+  ProgressLine progress;
+  for (const Property* p : properties) {
+    for (const ImplInfo* impl : impls) {
+      const std::string label = p->name + " / " + impl->name;
+      const Outcome o = props::run_property(*p, *impl, params, [&](int cases, int shrinks) {
+        progress.show(label + ": " + std::to_string(cases) + " cases" +
+                      (shrinks ? ", " + std::to_string(shrinks) + " shrinks" : ""));
+      });
+      progress.clear();
+      std::ostringstream line;
+      line << std::left << std::setw(5)
+           << (o.verdict == Verdict::passed   ? "PASS"
+               : o.verdict == Verdict::failed ? "FAIL"
+                                              : "SKIP")
+           << " " << std::setw(30) << p->name << " " << std::setw(14) << impl->name << " ";
+      if (o.verdict == Verdict::skipped) {
+        line << o.reason;
+      } else {
+        line << std::right << std::setw(5) << o.cases << " cases";
+        if (o.shrinks) line << ", " << o.shrinks << " shrinks";
+        line << std::fixed << std::setprecision(2) << std::setw(8) << o.seconds << " s";
+        if (!o.note.empty()) line << "  (" << o.note << ")";
+      }
+      std::cout << line.str() << "\n";
+      if (o.verdict == Verdict::failed) print_failure(o, *p, *impl);
+      std::cout << std::flush;
+      (o.verdict == Verdict::passed ? passed : o.verdict == Verdict::failed ? failed : skipped)++;
+    }
+  }
+  std::cout << passed << " passed, " << failed << " failed";
+  if (skipped > 0) std::cout << ", " << skipped << " skipped";
+  std::cout << std::endl;
+  if (failed > 0) throw CommandExit{1};
+}
+
+void run_fuzz(const SuiteArgs& a) {
+  require(!props::reproducing(),
+          "fuzz: RC_PARAMS holds reproduce=...; replay a failure with `kvbench verify` instead");
+  require(a.seconds > 0, "fuzz: --seconds must be > 0, got ", a.seconds);
+  require(a.per_round >= 1, "fuzz: --per-round must be >= 1, got ", a.per_round);
+  const auto impls = select_impls(a);
+  const auto properties = select_properties(a.properties);
+
+  // The (property, implementation) pairs that can run here; the others are said once.
+  std::vector<std::pair<const Property*, const ImplInfo*>> pairs;
+  for (const Property* p : properties) {
+    for (const ImplInfo* impl : impls) {
+      std::string why;
+      if (!impl->available()) {
+        why = "unavailable: " + impl->why_unavailable();
+      } else if (p->applies && !p->applies(*impl, &why)) {
+        why = "not applicable: " + why;
+      }
+      if (why.empty()) {
+        pairs.emplace_back(p, impl);
+      } else {
+        std::cerr << "fuzz: skipping " << p->name << " / " << impl->name << " (" << why << ")\n";
+      }
+    }
+  }
+  require(!pairs.empty(), "fuzz: no property applies to the selected implementations");
+
+  const std::uint64_t base = a.seed_given ? a.seed : std::random_device{}();
+  InputStream seeds(base);  // a platform-independent stream of per-run seeds
+  rc::detail::TestParams params = props::configured_params();
+  params.maxSuccess = a.per_round;
+  std::cerr << "fuzz: " << pairs.size() << " property/implementation pairs, " << a.per_round
+            << " cases per pair and round, " << a.seconds << " s, base seed " << base << "\n";
+
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  long long total = 0;
+  int round = 0;
+  double next_report = 10;
+  ProgressLine progress;
+  while (elapsed() < a.seconds) {
+    ++round;
+    for (const auto& [p, impl] : pairs) {
+      if (elapsed() >= a.seconds) break;
+      params.seed = seeds.next_u64();
+      const std::string label = p->name + " / " + impl->name;
+      const Outcome o = props::run_property(*p, *impl, params, [&](int cases, int shrinks) {
+        std::ostringstream s;
+        s << "fuzz: round " << round << ", " << total + cases << " cases, " << std::fixed
+          << std::setprecision(0) << elapsed() << " s, " << label;
+        if (shrinks) s << " (shrinking: " << shrinks << ")";
+        progress.show(s.str());
+      });
+      total += o.cases;
+      if (o.verdict == Verdict::failed) {
+        progress.clear();
+        std::cout << "FAIL  " << p->name << " / " << impl->name << " (round " << round
+                  << ", seed " << params.seed << ", after " << total << " cases, "
+                  << std::fixed << std::setprecision(1) << elapsed() << " s)\n";
+        print_failure(o, *p, *impl);
+        std::cout << std::flush;
+        throw CommandExit{1};
+      }
+    }
+    if (isatty(STDERR_FILENO) != 1 && elapsed() >= next_report) {
+      // Where nothing can be rewritten in place: a line every 10 seconds.
+      std::cerr << "fuzz: round " << round << ", " << total << " cases, " << std::fixed
+                << std::setprecision(0) << elapsed() << " s\n";
+      next_report = elapsed() + 10;
+    }
+  }
+  progress.clear();
+  std::cout << "fuzz: " << total << " cases in " << round << " rounds, " << std::fixed
+            << std::setprecision(1) << elapsed() << " s, no failure" << std::endl;
+}
+
+void add_common_options(CLI::App* cmd, SuiteArgs* a) {
+  cmd->add_option("--impl", a->impls,
+                  "Implementations to check: a comma-separated list of names, or 'all' (every "
+                  "registered one; see `kvbench list`)")
+      ->capture_default_str();
+  cmd->add_option("--property", a->properties,
+                  "Properties to run: a comma-separated list of names, or 'all' (see "
+                  "`kvbench verify --list`)")
+      ->capture_default_str();
+  cmd->add_option("--plugin", a->plugins,
+                  "Load implementations from a shared library first (it defines extern \"C\" "
+                  "void kvbench_register(kvbench::Registry&)); may be repeated");
+}
+
+}  // namespace
+
+void add_verify_command(CLI::App& app) {
+  auto* a = new SuiteArgs();  // lives as long as the app (CLI11 keeps pointers into it)
+  auto* verify = app.add_subcommand(
+      "verify",
+      "Run the property suite: every property over every selected implementation, with "
+      "RapidCheck (random models, prompts, batches and operation sequences, shrunk to a "
+      "minimal case on failure). Prints PASS/FAIL/SKIP per property and implementation and "
+      "ends with 'N passed, M failed[, K skipped]'; exit status 1 when any failed. A failure "
+      "prints RapidCheck's reproduce string: run again with RC_PARAMS=\"reproduce=...\" to "
+      "replay exactly that case. RC_PARAMS (seed, max_success, max_size, noshrink, "
+      "verbose_progress) is honoured; --cases and --seed override it. kvbench runs with "
+      "OMP_WAIT_POLICY=passive unless you set it (LibTorch's OpenMP workers otherwise spin "
+      "between the many small parallel regions and slow everything else down).");
+  add_common_options(verify, a);
+  verify->add_option("--cases", a->cases,
+                     "Test cases per property and implementation (RapidCheck max_success; "
+                     "default: RC_PARAMS max_success, else 100)")
+      ->check(CLI::PositiveNumber);
+  verify->add_option("--seed", a->seed,
+                     "RapidCheck seed (default: RC_PARAMS seed, else random; the seed used is "
+                     "printed on stderr)")
+      ->each([a](const std::string&) { a->seed_given = true; });
+  verify->add_flag("--list", a->list, "List the properties with a one-line description and exit");
+  verify->callback([a] { run_verify(*a); });
+
+  auto* b = new SuiteArgs();
+  auto* fuzz = app.add_subcommand(
+      "fuzz",
+      "Run the properties round-robin over the selected implementations with fresh random "
+      "seeds until the time is up, printing progress (cases run, elapsed time) on stderr. "
+      "Stops at the first failure, prints it with its reproduce string (replay it with "
+      "RC_PARAMS=\"reproduce=...\" kvbench verify) and exits with status 1; exits 0 when "
+      "time runs out without a failure.");
+  add_common_options(fuzz, b);
+  fuzz->add_option("--seconds", b->seconds, "How long to fuzz, in seconds")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  fuzz->add_option("--seed", b->seed,
+                   "Base seed of the sequence of per-run seeds (default: random; printed on "
+                   "stderr), so that a fuzz session can be repeated")
+      ->each([b](const std::string&) { b->seed_given = true; });
+  fuzz->add_option("--per-round", b->per_round,
+                   "Cases per property and implementation before moving to the next pair")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  fuzz->callback([b] { run_fuzz(*b); });
+}
+
 }  // namespace kvbench::cli

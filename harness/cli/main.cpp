@@ -1,10 +1,26 @@
 // kvbench: verify and benchmark KV-cache implementations. See README.md.
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
 
 #include "harness/cli/commands.h"
 #include "harness/error.h"
 
+namespace {
+// libgomp reads OMP_WAIT_POLICY once, when it is loaded (LibTorch loads it before main), so
+// the only way for kvbench to choose it is to run itself again with the variable set.
+// Passive: LibTorch's OpenMP workers sleep between operations instead of spinning, which
+// would otherwise steal the core that the measured (or verified) code runs on.
+void ensure_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  ensure_passive_openmp(argv);
   CLI::App app{
       "kvbench: verify and benchmark KV-cache implementations for transformer decoding.\n"
       "Run `kvbench COMMAND --help` for a command's options."};

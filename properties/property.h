@@ -1,0 +1,48 @@
+// A property of KV-cache implementations, checked by RapidCheck over random cases.
+//
+// The list all_properties() is the one list that `kvbench verify`, `kvbench fuzz` and the
+// gtest runner (tests/properties) iterate: a property runs over every registered
+// implementation it applies to.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "harness/registry.h"
+
+namespace kvbench::props {
+
+struct Property {
+  std::string name;         // "decode_matches_reference", used in test ids and --property
+  std::string description;  // one line for `kvbench verify --list`
+  // RETURNS: true when the property applies to `impl`; else false with *why_not set
+  // ("holds no K/V cache"). Availability (why_unavailable) is checked by the runner.
+  std::function<bool(const ImplInfo& impl, std::string* why_not)> applies;
+  // One random case: draws with *rc::gen, checks with RC_ASSERT / RC_FAIL.
+  std::function<void(const ImplInfo& impl)> body;
+};
+
+// RETURNS: every property, in the order they are reported.
+const std::vector<Property>& all_properties();
+
+// Throws Error listing the known names when `name` is unknown.
+const Property& find_property(const std::string& name);
+
+// applies() helpers: capability checks with their reason.
+bool supports_f32(const ImplInfo& impl, std::string* why_not);
+bool holds_kv_cache(const ImplInfo& impl, std::string* why_not);
+
+// The properties, one factory per file (properties/prop_*.cpp).
+Property decode_matches_reference();   // 1
+Property cache_matches_reference();    // 2
+Property causal_and_batch_independent();  // 3
+Property prefill_matches_decode();     // 4
+Property fork_truncate_drop();         // 5
+Property memory_accounting();          // 6
+Property op_counts();                  // 7
+Property large_scores();               // 8
+Property bad_input_rejected();         // 9
+Property inconsistent_dims_rejected(); // 9, construction
+
+}  // namespace kvbench::props
