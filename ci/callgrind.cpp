@@ -97,8 +97,10 @@ std::vector<InstructionCounts> count_instructions(const std::vector<WorkerRun>& 
               runs[i].impl,
               workload_path,
               runs[i].long_sweep ? "long" : "short"};
-    // Resolve every dynamic symbol at start-up, so no lazy binding lands inside a region.
-    c.env = {{"LD_BIND_NOW", "1"}};
+    // Resolve every dynamic symbol at start-up, so no lazy binding lands inside a region;
+    // and one OpenMP thread that sleeps when idle (LibTorch and OpenBLAS), whatever the
+    // caller's environment says, so that the counts do not depend on it.
+    c.env = {{"LD_BIND_NOW", "1"}, {"OMP_NUM_THREADS", "1"}, {"OMP_WAIT_POLICY", "passive"}};
     c.log_path = stem + ".log";
     commands.push_back(c);
   }

@@ -368,9 +368,7 @@ TEST(GateChecks, WallClockIsReportedUnlessStrict) {
 // ---- the committed baseline ------------------------------------------------------------
 
 TEST(GateBaseline, CommittedBaselineIsUsableWithThisBuildsWorkload) {
-  const char* source = std::getenv("KVBENCH_SOURCE_DIR");
-  ASSERT_NE(source, nullptr) << "ctest sets KVBENCH_SOURCE_DIR";
-  const Measurement m = read_measurement(std::string(source) + "/ci/baseline.json");
+  const Measurement m = read_measurement(std::string(KVBENCH_SOURCE_DIR) + "/ci/baseline.json");
   EXPECT_EQ(describe_difference(m.workload, default_workload()), "")
       << "the gate's workload changed: write a new baseline (ci/README.md)";
   for (const char* name : {"naive", "cpu_cached"}) {
