@@ -137,21 +137,25 @@ void add_gate_command(CLI::App& app) {
       "gate",
       "CI regression gate: compare this build with a baseline on signals noise cannot move.\n"
       "Checks: exact op counters and bytes held; callgrind instruction counts of a fixed decode\n"
-      "workload and of a T sweep (band +3%); scaling exponents fitted on the sweep (+-0.15) and\n"
-      "naive/cached at a fixed T (+-15%). Wall-clock is reported, gated only with --strict-time.\n"
+      "workload and of a T sweep (at most +3%); the scaling exponent fitted on the sweep (at\n"
+      "most +0.15) and naive/cached at a fixed T (at most -15%). Wall-clock is reported, and\n"
+      "gated only with --strict-time.\n"
       "Exit 0: all checks pass; 1: a regression; 2: unusable input (missing file, other schema\n"
       "or version, different workload) or a measurement that could not run. See ci/README.md.");
   cmd->add_option("--baseline", a->baseline,
                   "Baseline measurement to compare with (the committed one: ci/baseline.json); "
-                  "with --update, the file to write");
+                  "with --update, the file to write")
+      ->type_name("FILE");
   cmd->add_option("--current", a->current,
                   "Read the current measurement from this file (written by --out or --update) "
-                  "instead of measuring this build");
+                  "instead of measuring this build")
+      ->type_name("FILE");
   cmd->add_flag("--update", a->update,
                 "Write the current measurement as the new baseline (an intended change updates "
                 "the baseline in the same commit); prints the comparison with the old one, if "
                 "usable, and exits 0");
-  cmd->add_option("--out", a->out, "Also write the current measurement to this file");
+  cmd->add_option("--out", a->out, "Also write the current measurement to this file")
+      ->type_name("FILE");
   cmd->add_flag("--strict-time", a->strict_time,
                 "Gate wall-clock too (quiet dedicated machines whose baseline was measured there): "
                 "fail when the Mann-Whitney U test gives p < 0.05 and the median step time grew "
@@ -165,7 +169,8 @@ void add_gate_command(CLI::App& app) {
   cmd->add_option("--jobs", a->jobs, "Callgrind runs at a time (default: the number of cores)");
   cmd->add_option("--worker-dir", a->worker_dir,
                   "Directory of the callgrind workers kvbench-gate-worker and "
-                  "kvbench-gate-worker-torch (default: the one holding kvbench)");
+                  "kvbench-gate-worker-torch (default: the one holding kvbench)")
+      ->type_name("DIR");
   cmd->callback([a] { run_gate(*a); });
 }
 
