@@ -116,10 +116,15 @@ class KvCache {
   virtual bool holds_kv_cache() const = 0;
   // Called only when holds_kv_cache().
   virtual KvRows do_read_kv(SeqId id, int layer, int kv_head) const = 0;
+
+ protected:
+  // Protected, not private: implementations return it from their memory_in_use() override.
   struct Memory {
     std::uint64_t held = 0;
     std::uint64_t reserved = 0;
   };
+
+ private:
   virtual Memory memory_in_use() const = 0;
 
   void check_live(const char* op, SeqId id) const;
