@@ -1,0 +1,569 @@
+#include "reports/analysis.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "reports/format.h"
+#include "reports/op_model.h"
+
+namespace kvbench::reports {
+
+using bench::BenchKind;
+using nlohmann::json;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+std::string range_text(const std::vector<double>& sizes) {
+  return sig(sizes.front()) + ".." + sig(sizes.back());
+}
+
+SeriesAnalysis analyze_series(const BenchData& data, BenchKind kind, const std::string& impl,
+                              int threads) {
+  SeriesAnalysis s;
+  s.kind = kind;
+  s.impl = impl;
+  s.threads = threads;
+  const auto ms = data.series(kind, impl, threads);
+  bench::BenchmarkId id{kind, impl, threads, 0};
+  s.series = bench::series_name(id);
+  std::vector<double> rows, dots;
+  for (const Measurement* m : ms) {
+    s.sizes.push_back(m->id.size);
+    s.seconds.push_back(m->seconds);
+    rows.push_back(m->has("projection_rows") ? m->counter("projection_rows") : 0);
+    dots.push_back(m->has("qk_dot_products") ? m->counter("qk_dot_products") : 0);
+  }
+  if (s.sizes.size() >= 2 && s.sizes.front() > 0) {
+    s.time_fit = fit_power_law(s.sizes, s.seconds);
+    s.local = local_exponents(s.sizes, s.seconds);
+    if (kind == BenchKind::generate) {
+      auto positive = [](const std::vector<double>& v) {
+        return std::all_of(v.begin(), v.end(), [](double x) { return x > 0; });
+      };
+      if (positive(rows)) s.projection_fit = fit_power_law(s.sizes, rows);
+      if (positive(dots)) s.dots_fit = fit_power_law(s.sizes, dots);
+      s.quadratic_from = first_crossing(s.local, 1.5);
+    } else {
+      s.line = fit_line(s.sizes, s.seconds);
+    }
+  }
+  return s;
+}
+
+OpCounts counts_of(const Measurement& m) {
+  OpCounts c;
+  c.projection_rows = m.counter("projection_rows");
+  c.dot_products = m.counter("qk_dot_products");
+  c.tokens = m.id.kind == BenchKind::generate ? m.id.size : 1;
+  return c;
+}
+
+Speedup speedup_of(const BenchData& data, const std::string& baseline, const std::string& cached) {
+  Speedup sp;
+  sp.baseline = baseline;
+  sp.cached = cached;
+  for (const Measurement* n : data.series(BenchKind::generate, baseline)) {
+    const Measurement* c = data.find(BenchKind::generate, cached, 1, n->id.size);
+    if (!c || !n->has("projection_rows") || !c->has("projection_rows")) continue;
+    SpeedupPoint p;
+    p.tokens = n->id.size;
+    p.measured = n->seconds / c->seconds;
+    p.analytic = analytic_flops(data.config, counts_of(*n)) /
+                 analytic_flops(data.config, counts_of(*c));
+    p.relative_error = p.measured / p.analytic - 1;
+    sp.worst_relative_error = std::max(sp.worst_relative_error, std::fabs(p.relative_error));
+    sp.points.push_back(p);
+  }
+  return sp;
+}
+
+Target make_target(const std::string& id, const std::string& description,
+                   const std::string& requirement, double threshold, bool at_most = false) {
+  Target t;
+  t.id = id;
+  t.description = description;
+  t.requirement = requirement;
+  t.threshold = threshold;
+  t.at_most = at_most;
+  t.measured = kNaN;
+  t.verdict = "not measured";
+  return t;
+}
+
+void settle(Target& t, double measured, const std::string& detail) {
+  t.measured = measured;
+  t.detail = detail;
+  const bool met = t.at_most ? measured <= t.threshold : measured >= t.threshold;
+  t.verdict = met ? "met" : "not met";
+}
+
+class Analyzer {
+ public:
+  explicit Analyzer(const BenchData& d) : d_(d) {}
+
+  Analysis run() {
+    a_.source = d_.path;
+    a_.shape = d_.shape;
+    a_.config = d_.config;
+    a_.has_config = d_.has_config;
+    a_.baseline = d_.baseline;
+    a_.read_bandwidth = d_.read_bandwidth;
+    a_.copy_bandwidth = d_.copy_bandwidth;
+    a_.llc_bytes = d_.llc_bytes;
+    if (a_.baseline.empty()) {
+      for (const auto& impl : d_.impls(BenchKind::generate)) {
+        if (impl == "naive") a_.baseline = impl;
+      }
+    }
+    if (d_.has_config) {
+      a_.predicted_generation_crossover = crossover_generation_tokens(d_.config);
+      a_.predicted_decode_crossover = crossover_decode_position(d_.config);
+    }
+    for (const auto& impl : d_.impls(BenchKind::generate)) {
+      a_.generation.push_back(analyze_series(d_, BenchKind::generate, impl, 1));
+    }
+    for (const auto& impl : d_.impls(BenchKind::decode_step)) {
+      for (int n : d_.decode_threads(impl)) {
+        a_.decode.push_back(analyze_series(d_, BenchKind::decode_step, impl, n));
+      }
+    }
+    pick_cached();
+    if (!a_.baseline.empty() && d_.has_config) {
+      for (const auto& s : a_.generation) {
+        if (s.impl == a_.baseline) continue;
+        Speedup sp = speedup_of(d_, a_.baseline, s.impl);
+        if (!sp.points.empty()) a_.speedups.push_back(sp);
+      }
+    }
+    collect_bandwidth();
+    targets();
+    verdicts();
+    notes();
+    return a_;
+  }
+
+ private:
+  // The cache the speedup and bandwidth targets are about: cpu_cached when it ran, else the
+  // first implementation other than the baseline.
+  void pick_cached() {
+    for (const auto& s : a_.generation) {
+      if (s.impl == "cpu_cached") a_.cached = s.impl;
+    }
+    for (const auto& s : a_.decode) {
+      if (s.impl == "cpu_cached") a_.cached = s.impl;
+    }
+    if (!a_.cached.empty()) return;
+    for (const auto& s : a_.generation) {
+      if (s.impl != a_.baseline) {
+        a_.cached = s.impl;
+        return;
+      }
+    }
+  }
+
+  void collect_bandwidth() {
+    for (const auto& s : a_.decode) {
+      for (const Measurement* m : d_.series(BenchKind::decode_step, s.impl, s.threads)) {
+        if (!m->has("kv_bytes_read")) continue;
+        BandwidthPoint p;
+        p.impl = s.impl;
+        p.threads = s.threads;
+        p.position = m->id.size;
+        p.kv_bytes = m->counter("kv_bytes_read");
+        p.bytes_per_second = p.kv_bytes / m->seconds;
+        p.of_read = a_.read_bandwidth > 0 ? p.bytes_per_second / a_.read_bandwidth : 0;
+        p.of_copy = a_.copy_bandwidth > 0 ? p.bytes_per_second / a_.copy_bandwidth : 0;
+        a_.bandwidth.push_back(p);
+      }
+    }
+  }
+
+  // time(other) / time(cpu_cached) for single-thread decode steps at `position`.
+  std::optional<double> decode_ratio(const std::string& other, int position) const {
+    const Measurement* mine = d_.find(BenchKind::decode_step, "cpu_cached", 1, position);
+    const Measurement* theirs = d_.find(BenchKind::decode_step, other, 1, position);
+    if (!mine || !theirs) return std::nullopt;
+    return theirs->seconds / mine->seconds;
+  }
+
+  void decode_target_short(const std::string& other, double factor) {
+    Target t = make_target("decode_vs_" + other + "_short",
+                           "cpu_cached decode step vs " + other +
+                               " at every position t <= 1024 (default shape, 1 thread each)",
+                           ">= " + sig(factor) + "x faster", factor);
+    if (d_.shape != "default") {
+      t.detail = "defined on the default shape; this run used '" + d_.shape + "'";
+    } else {
+      double worst = kNaN;
+      std::string where;
+      for (const Measurement* m : d_.series(BenchKind::decode_step, "cpu_cached", 1)) {
+        if (m->id.size > 1024) continue;
+        const auto r = decode_ratio(other, m->id.size);
+        if (!r) continue;
+        if (!(worst <= *r)) {
+          worst = *r;
+          where = std::to_string(m->id.size);
+        }
+      }
+      if (std::isfinite(worst)) {
+        settle(t, worst, "smallest ratio over the positions <= 1024, at t = " + where);
+      } else {
+        t.detail = "needs decode steps of cpu_cached and " + other + " at some t <= 1024";
+      }
+    }
+    a_.targets.push_back(t);
+  }
+
+  void decode_target_long(const std::string& other, double factor, const std::string& req) {
+    Target t = make_target("decode_vs_" + other + "_16384",
+                           "cpu_cached decode step vs " + other +
+                               " at t = 16384 (default shape, 1 thread each)",
+                           req, factor);
+    if (d_.shape != "default") {
+      t.detail = "defined on the default shape; this run used '" + d_.shape + "'";
+    } else if (const auto r = decode_ratio(other, 16384)) {
+      settle(t, *r, "time(" + other + ") / time(cpu_cached) at t = 16384");
+    } else {
+      t.detail = "needs decode steps of cpu_cached and " + other + " at t = 16384";
+    }
+    a_.targets.push_back(t);
+  }
+
+  void bandwidth_target() {
+    Target t = make_target(
+        "cpu_cached_read_bandwidth",
+        "cpu_cached K/V bytes read per second (1 thread) over the machine's single-thread "
+        "read-only streaming bandwidth, once the K/V held exceed the last-level cache",
+        ">= 85%", 0.85);
+    if (a_.read_bandwidth <= 0 || a_.llc_bytes <= 0) {
+      t.detail = "the bench output has no bandwidth or cache size in its context";
+      a_.targets.push_back(t);
+      return;
+    }
+    // Positions whose K/V exceed twice the LLC stream from memory; where none was measured,
+    // fall back to positions past the LLC at all (partly cached: the figure flatters).
+    // The K/V a step reads is the counter kv_bytes_read (all t + 1 positions, all layers).
+    for (double factor : {2.0, 1.0}) {
+      double worst = kNaN;
+      std::string where;
+      for (const auto& p : a_.bandwidth) {
+        if (p.impl != "cpu_cached" || p.threads != 1) continue;
+        const bool past = factor > 1 ? p.kv_bytes >= factor * a_.llc_bytes
+                                     : p.kv_bytes > a_.llc_bytes;
+        if (!past) continue;
+        if (!(worst <= p.of_read)) {
+          worst = p.of_read;
+          where = "t = " + sig(p.position) + " (" + bytes_text(p.kv_bytes) + " of K/V read, " +
+                  sig(p.kv_bytes / a_.llc_bytes) + "x the LLC): " +
+                  rate_text(p.bytes_per_second) + " of " + rate_text(a_.read_bandwidth);
+        }
+      }
+      if (std::isfinite(worst)) {
+        settle(t, worst,
+               "lowest over positions reading K/V >= " + sig(factor) + "x LLC, at " + where +
+                   (factor < 2 ? " (no position past 2x LLC was measured)" : ""));
+        break;
+      }
+    }
+    if (!std::isfinite(t.measured)) {
+      t.detail = "no cpu_cached decode step with K/V larger than the last-level cache (" +
+                 bytes_text(a_.llc_bytes) + ") was measured";
+    }
+    a_.targets.push_back(t);
+  }
+
+  void threads_target() {
+    Target t = make_target("cpu_cached_two_threads",
+                           "cpu_cached decode step with 2 threads vs 1, at the longest "
+                           "context measured with both",
+                           ">= 1.6x faster", 1.6);
+    const auto one = d_.series(BenchKind::decode_step, "cpu_cached", 1);
+    for (auto it = one.rbegin(); it != one.rend(); ++it) {
+      const Measurement* two = d_.find(BenchKind::decode_step, "cpu_cached", 2, (*it)->id.size);
+      if (!two) continue;
+      settle(t, (*it)->seconds / two->seconds,
+             "time(1 thread) / time(2 threads) at t = " + std::to_string((*it)->id.size) + ": " +
+                 seconds_text((*it)->seconds) + " / " + seconds_text(two->seconds));
+      break;
+    }
+    if (!std::isfinite(t.measured)) {
+      t.detail = "needs cpu_cached decode steps with 1 and 2 threads at one position";
+    }
+    a_.targets.push_back(t);
+  }
+
+  void speedup_target() {
+    Target t = make_target("naive_over_cached_vs_analytic",
+                           "measured naive/cached generation time ratio vs the op-count "
+                           "(FLOP) ratio, across the sweep",
+                           "within 25%", 0.25, /*at_most=*/true);
+    for (const auto& sp : a_.speedups) {
+      if (sp.cached != a_.cached) continue;
+      const SpeedupPoint* worst = &sp.points.front();
+      for (const auto& p : sp.points) {
+        if (std::fabs(p.relative_error) > std::fabs(worst->relative_error)) worst = &p;
+      }
+      settle(t, sp.worst_relative_error,
+             sp.baseline + "/" + sp.cached + " over T = " + sig(sp.points.front().tokens) + ".." +
+                 sig(sp.points.back().tokens) + "; worst at T = " + sig(worst->tokens) +
+                 ": measured " + sig(worst->measured) + "x vs analytic " + sig(worst->analytic) +
+                 "x");
+    }
+    if (!std::isfinite(t.measured)) {
+      t.detail = "needs generations of the no-cache baseline and " +
+                 (a_.cached.empty() ? std::string("a cache") : a_.cached) + " at common T";
+    }
+    a_.targets.push_back(t);
+  }
+
+  void targets() {
+    decode_target_short("torch_cached", 10);
+    decode_target_short("torch_static", 2);
+    decode_target_long("torch_cached", 5, ">= 5x faster");
+    decode_target_long("torch_static", 1, "no slower (>= 1x)");
+    bandwidth_target();
+    threads_target();
+    speedup_target();
+  }
+
+  void generation_verdicts() {
+    for (const auto& s : a_.generation) {
+      if (!s.time_fit) continue;
+      std::string v = s.impl + ": total generation time grows as " +
+                      growth_law(s.time_fit->exponent) + " (fit b = " +
+                      fixed(s.time_fit->exponent, 2) + ", R^2 = " + fixed(s.time_fit->r2, 3) +
+                      ", T = " + range_text(s.sizes) + ")";
+      if (s.projection_fit && s.dots_fit) {
+        v += "; its K/V projection rows grow as " + growth_law(s.projection_fit->exponent) +
+             " (b = " + fixed(s.projection_fit->exponent, 2) + ") and its query-key dot " +
+             "products as " + growth_law(s.dots_fit->exponent) + " (b = " +
+             fixed(s.dots_fit->exponent, 2) + ")";
+      }
+      const double first = s.local.front().exponent, last = s.local.back().exponent;
+      v += ". Local exponent " + fixed(first, 2) + " at T " + sig(s.local.front().x_from) +
+           "->" + sig(s.local.front().x_to) + ", " + fixed(last, 2) + " at T " +
+           sig(s.local.back().x_from) + "->" + sig(s.local.back().x_to);
+      if (growth_law(first) == "T" && s.quadratic_from > 0) {
+        v += ": linear while the projections dominate, no longer linear from T ~ " +
+             sig(s.quadratic_from) + " (local exponent reaches 1.5)";
+        if (a_.predicted_generation_crossover > 0) {
+          v += "; the op-count model puts that point at T = " +
+               sig(a_.predicted_generation_crossover) + ", where the T(T+1)/2 dot products " +
+               "cost as much as the projections";
+        }
+      } else if (growth_law(first) == "T" && s.quadratic_from < 0) {
+        v += ": still short of quadratic at the largest T measured";
+        if (a_.predicted_generation_crossover > 0) {
+          v += " (the op-count model puts the change at T = " +
+               sig(a_.predicted_generation_crossover) + ")";
+        }
+      }
+      a_.verdicts.push_back(v + ".");
+    }
+  }
+
+  void speedup_verdicts() {
+    for (const auto& sp : a_.speedups) {
+      const SpeedupPoint& last = sp.points.back();
+      a_.verdicts.push_back(
+          "Speedup " + sp.baseline + "/" + sp.cached + ": measured " + sig(last.measured) +
+          "x at T = " + sig(last.tokens) + " against " + sig(last.analytic) +
+          "x from the op counts (FLOPs: projections, dot products, Q/O projections); over T = " +
+          sig(sp.points.front().tokens) + ".." + sig(last.tokens) +
+          " the measured ratio is within " + percent(sp.worst_relative_error) +
+          " of the analytic one.");
+    }
+  }
+
+  void decode_verdicts() {
+    for (const auto& s : a_.decode) {
+      if (!s.line || !s.time_fit) continue;
+      a_.verdicts.push_back(
+          s.series + ": a decode step costs " + seconds_text(s.line->intercept) + " + " +
+          seconds_text(s.line->slope) + " per cached token (line fit, R^2 = " +
+          fixed(s.line->r2, 3) + ", t = " + range_text(s.sizes) + "); local exponent " +
+          fixed(s.local.front().exponent, 2) + " at the smallest t, " +
+          fixed(s.local.back().exponent, 2) + " at the largest.");
+    }
+  }
+
+  void bandwidth_verdicts() {
+    // Per series, the position with the highest K/V read rate.
+    for (const auto& s : a_.decode) {
+      const BandwidthPoint* best = nullptr;
+      for (const auto& p : a_.bandwidth) {
+        if (p.impl == s.impl && p.threads == s.threads &&
+            (!best || p.bytes_per_second > best->bytes_per_second)) {
+          best = &p;
+        }
+      }
+      if (!best || best->kv_bytes <= 0) continue;
+      std::string v = s.series + ": reads K/V at up to " + rate_text(best->bytes_per_second) +
+                      " (t = " + sig(best->position) + ")";
+      if (a_.read_bandwidth > 0) {
+        v += ", " + percent(best->of_read) + " of the read-only bandwidth (" +
+             rate_text(a_.read_bandwidth) + ", bytes read) and " + percent(best->of_copy) +
+             " of the copy bandwidth (" + rate_text(a_.copy_bandwidth) +
+             ", bytes read + written)";
+      }
+      a_.verdicts.push_back(v + ".");
+    }
+  }
+
+  void verdicts() {
+    generation_verdicts();
+    speedup_verdicts();
+    decode_verdicts();
+    bandwidth_verdicts();
+  }
+
+  void notes() {
+    if (d_.kvbench.contains("stops")) {
+      for (const auto& s : d_.kvbench["stops"]) {
+        a_.notes.push_back(s.value("series", "?") + " stopped before " +
+                           std::to_string(s.value("stopped_before", 0)) + " (last measured " +
+                           std::to_string(s.value("last_measured", 0)) + "): " +
+                           s.value("reason", ""));
+      }
+    }
+    if (d_.kvbench.contains("skipped_implementations")) {
+      for (const auto& s : d_.kvbench["skipped_implementations"]) {
+        a_.notes.push_back("skipped " + s.get<std::string>());
+      }
+    }
+    if (a_.baseline.empty()) a_.notes.push_back("no no-cache baseline (naive) in this run");
+  }
+
+  const BenchData& d_;
+  Analysis a_;
+};
+
+json fit_json(const std::optional<PowerFit>& f) {
+  if (!f) return nullptr;
+  return {{"exponent", f->exponent}, {"intercept", f->intercept}, {"r2", f->r2},
+          {"points", f->points}};
+}
+
+json series_json(const SeriesAnalysis& s) {
+  json local = json::array();
+  for (const auto& l : s.local) {
+    local.push_back({{"from", l.x_from}, {"to", l.x_to}, {"exponent", l.exponent}});
+  }
+  json j = {{"series", s.series},
+            {"sizes", s.sizes},
+            {"seconds", s.seconds},
+            {"exponent", s.time_fit ? json(s.time_fit->exponent) : json(nullptr)},
+            {"r2", s.time_fit ? json(s.time_fit->r2) : json(nullptr)},
+            {"fit", fit_json(s.time_fit)},
+            {"growth", s.time_fit ? json(growth_law(s.time_fit->exponent)) : json(nullptr)},
+            {"local_exponents", local}};
+  if (s.kind == BenchKind::generate) {
+    j["projection_rows_fit"] = fit_json(s.projection_fit);
+    j["dot_products_fit"] = fit_json(s.dots_fit);
+    j["local_exponent_reaches_1_5_at"] =
+        s.quadratic_from > 0 ? json(s.quadratic_from) : json(nullptr);
+  } else if (s.line) {
+    j["line"] = {{"intercept_seconds", s.line->intercept},
+                 {"seconds_per_token", s.line->slope},
+                 {"r2", s.line->r2}};
+  }
+  return j;
+}
+
+}  // namespace
+
+std::string growth_law(double exponent) {
+  if (exponent < 1.25) return "T";
+  if (exponent > 1.75) return "T^2";
+  return "between T and T^2";
+}
+
+const SeriesAnalysis* Analysis::find_generation(const std::string& impl) const {
+  for (const auto& s : generation) {
+    if (s.impl == impl) return &s;
+  }
+  return nullptr;
+}
+
+const SeriesAnalysis* Analysis::find_decode(const std::string& impl, int threads) const {
+  for (const auto& s : decode) {
+    if (s.impl == impl && s.threads == threads) return &s;
+  }
+  return nullptr;
+}
+
+json Analysis::to_json() const {
+  json impls = json::object();
+  for (const auto& s : generation) impls[s.impl]["generate"] = series_json(s);
+  for (const auto& s : decode) {
+    impls[s.impl]["decode_step"]["threads:" + std::to_string(s.threads)] = series_json(s);
+  }
+  json speed = json::array();
+  for (const auto& sp : speedups) {
+    json points = json::array();
+    for (const auto& p : sp.points) {
+      points.push_back({{"T", p.tokens},
+                        {"measured", p.measured},
+                        {"analytic", p.analytic},
+                        {"relative_error", p.relative_error}});
+    }
+    speed.push_back({{"baseline", sp.baseline},
+                     {"cached", sp.cached},
+                     {"worst_relative_error", sp.worst_relative_error},
+                     {"points", points}});
+  }
+  json bw = json::array();
+  for (const auto& p : bandwidth) {
+    bw.push_back({{"impl", p.impl},
+                  {"threads", p.threads},
+                  {"position", p.position},
+                  {"kv_bytes_read", p.kv_bytes},
+                  {"bytes_per_second", p.bytes_per_second},
+                  {"fraction_of_read_bandwidth", p.of_read},
+                  {"fraction_of_copy_bandwidth", p.of_copy}});
+  }
+  json tg = json::array();
+  for (const auto& t : targets) {
+    tg.push_back({{"id", t.id},
+                  {"description", t.description},
+                  {"requirement", t.requirement},
+                  {"threshold", t.threshold},
+                  {"comparison", t.at_most ? "<=" : ">="},
+                  {"measured", std::isfinite(t.measured) ? json(t.measured) : json(nullptr)},
+                  {"verdict", t.verdict},
+                  {"detail", t.detail}});
+  }
+  json model = nullptr;
+  if (has_config) {
+    model = {{"flops_per_projection_row", flops_per_projection_row(config)},
+             {"flops_per_dot_product", flops_per_dot_product(config)},
+             {"flops_per_token_layer_q_and_o", flops_per_token_layer(config)},
+             {"predicted_generation_crossover_T", predicted_generation_crossover},
+             {"predicted_decode_crossover_position", predicted_decode_crossover}};
+  }
+  return {{"source", source},
+          {"shape", shape},
+          {"config", has_config ? json(config.describe()) : json(nullptr)},
+          {"model", model},
+          {"baseline", baseline},
+          {"cached", cached},
+          {"bandwidth",
+           {{"read_bytes_per_second", read_bandwidth},
+            {"copy_bytes_per_second", copy_bandwidth},
+            {"read_counts", "bytes read once"},
+            {"copy_counts", "bytes read + bytes written"},
+            {"llc_bytes", llc_bytes}}},
+          {"implementations", impls},
+          {"speedup", speed},
+          {"bandwidth_points", bw},
+          {"targets", tg},
+          {"verdicts", verdicts},
+          {"notes", notes}};
+}
+
+Analysis analyze(const BenchData& data) { return Analyzer(data).run(); }
+
+}  // namespace kvbench::reports
