@@ -1,0 +1,324 @@
+// Unit tests of the CPU implementations (naive, cpu_cached): numerics against the float64
+// LibTorch reference on a few fixed shapes, and exact op counters. The property suite
+// (properties/) covers random models and operation sequences; these stay few and fast.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "harness/error.h"
+#include "harness/reference.h"
+#include "harness/registry.h"
+
+namespace kvbench {
+namespace {
+
+// ---- tolerance -----------------------------------------------------------------------
+//
+// Model: an fp32 accumulation of n terms is off by at most ~ n * u * sum|terms|, u = 2^-24.
+// Along one layer an output element passes through accumulations of lengths
+//   d_model (q/k/v projection), d (q.k), T (softmax sum and the weighted V sum), H*d (W_o),
+// so the rounding adds up to N * u relative to the sum of |terms|, N = d_model + d + T + H*d.
+// Two factors turn "relative to sum|terms|" into an absolute bound on an output element:
+//  * sum|terms| / |result| for a dot product of length n with these weights
+//    (|w| <= sqrt(3 / n)) and inputs bounded by Y is at most sqrt(3 n) * Y, n = max fan-in;
+//  * softmax: a relative error e of a score s becomes an absolute error e * |s| of the
+//    exponent and so a relative error of the weights; the output, a convex combination of
+//    V rows, moves by at most 2 * e * |s| * max|v|. Hence the factor (1 + 2 * max|s|).
+// Layers add their errors (first order), so the bound is linear in L:
+//   tol = L * N * u * (1 + 2 max|s|) * sqrt(3 n_fan) * Y,    Y = max(1, max|y_ref|).
+// Typical values: ~1e-3 here (a worst-case bound), while measured errors are ~2e-7 and a
+// wrong key, head or position moves outputs by ~0.1, so the check both holds and can fail.
+double output_tolerance(const ModelConfig& c, int tokens, const ReferenceResult& ref) {
+  const double u = std::ldexp(1.0, -24);
+  const double n_acc = c.d_model + c.head_dim + tokens + c.q_width();
+  const double n_fan = std::max(c.d_model, c.q_width());
+  double y = 1.0;
+  for (double v : ref.outputs) y = std::max(y, std::fabs(v));
+  return c.layers * n_acc * u * (1.0 + 2.0 * ref.max_abs_score) * std::sqrt(3.0 * n_fan) * y;
+}
+
+// A K or V element is one projection (length d_model, sum|terms| <= sqrt(3 d_model) * its
+// input's bound) of a layer input that is itself within the output bound of the layers
+// below, which the projection can amplify by up to sqrt(3 d_model).
+double kv_tolerance(const ModelConfig& c, int tokens, const ReferenceResult& ref) {
+  return output_tolerance(c, tokens, ref) * std::sqrt(3.0 * c.d_model);
+}
+
+// Largest |a - b| over the rows [first, first + n) of the reference outputs.
+double max_abs_diff(const std::vector<float>& got, const ReferenceResult& ref, int first,
+                    int n, int width) {
+  double worst = 0.0;
+  for (std::size_t i = 0; i < static_cast<std::size_t>(n) * width; ++i) {
+    const double want = ref.outputs[static_cast<std::size_t>(first) * width + i];
+    const double diff = std::fabs(static_cast<double>(got[i]) - want);
+    worst = std::isnan(diff) ? INFINITY : std::max(worst, diff);
+  }
+  return worst;
+}
+
+ModelConfig shape(int layers, int d_model, int heads, int kv_heads, int head_dim, int capacity) {
+  ModelConfig c;
+  c.layers = layers;
+  c.d_model = d_model;
+  c.heads = heads;
+  c.kv_heads = kv_heads;
+  c.head_dim = head_dim;
+  c.capacity = capacity;
+  c.seed = 7;
+  return c;
+}
+
+// One numerics case: a model, a prompt of `prompt` tokens, then `decode` single steps, with
+// inputs uniform in [-input_scale, input_scale].
+struct NumericsCase {
+  std::string name;
+  ModelConfig config;
+  int prompt;
+  int decode;
+  float input_scale = 1.0f;
+};
+
+std::vector<NumericsCase> numerics_cases() {
+  // capacity > prompt + decode leaves unused slots for poison_unused to fill.
+  return {
+      {"mha", shape(1, 64, 4, 4, 16, 32), 7, 13, 1.0f},
+      {"gqa", shape(1, 48, 6, 2, 8, 32), 5, 11, 1.0f},
+      {"mqa", shape(1, 64, 4, 1, 16, 32), 1, 15, 1.0f},
+      {"odd_head_dim", shape(1, 40, 3, 3, 13, 32), 6, 9, 1.0f},
+      {"two_layers", shape(2, 64, 4, 2, 16, 32), 9, 10, 1.0f},
+      // More keys than one tile of a blocked kernel (e.g. 64 keys of d = 64) and more
+      // prompt rows than one prefill block: the running max and sum carry across tiles.
+      {"many_tiles", shape(1, 32, 2, 1, 64, 160), 100, 40, 1.0f},
+      // Long enough (> 1024 keys) that with threads > 1 cpu_cached splits a decode row's
+      // keys into chunks across threads and merges their partial softmax states. Larger
+      // inputs make the scores spread (|s| up to ~10), so the chunks' maxima differ and a
+      // merge that mis-weights them shows.
+      {"split_keys", shape(1, 16, 2, 1, 8, 1100), 1030, 4, 3.0f},
+  };
+}
+
+struct ImplParam {
+  std::string impl;
+  int threads;
+};
+
+void PrintTo(const ImplParam& p, std::ostream* out) {
+  *out << p.impl << " threads=" << p.threads;
+}
+
+std::string param_name(const testing::TestParamInfo<ImplParam>& info) {
+  return info.param.impl + "_t" + std::to_string(info.param.threads);
+}
+
+class CpuImpl : public testing::TestWithParam<ImplParam> {
+ protected:
+  std::unique_ptr<KvCache> make(const ModelConfig& c) const {
+    ImplOptions options;
+    options.threads = GetParam().threads;
+    options.poison_unused = true;  // any read past a sequence's length turns outputs NaN
+    return make_cache(GetParam().impl, c, options);
+  }
+  bool holds_kv() const { return Registry::global().get(GetParam().impl).caps.holds_kv_cache; }
+};
+
+// Prefill then step-by-step decode matches the reference over the whole sequence, and a
+// K/V cache holds the reference's K and V rows.
+TEST_P(CpuImpl, MatchesReferenceOnFixedShapes) {
+  for (const NumericsCase& tc : numerics_cases()) {
+    SCOPED_TRACE(tc.name + ": " + tc.config.describe());
+    const ModelConfig& c = tc.config;
+    const int total = tc.prompt + tc.decode;
+    const std::vector<float> inputs = InputStream(11).rows(total, c.d_model, tc.input_scale);
+    const ReferenceResult ref = reference_forward(*ModelWeights::from_seed(c), inputs);
+    const double tol = output_tolerance(c, total, ref);
+
+    auto cache = make(c);
+    const SeqId id = cache->create_sequence();
+    const std::vector<float> prompt(inputs.begin(), inputs.begin() + tc.prompt * c.d_model);
+    EXPECT_LE(max_abs_diff(cache->prefill(id, prompt), ref, 0, tc.prompt, c.d_model), tol)
+        << "prefill";
+    for (int t = tc.prompt; t < total; ++t) {
+      const std::vector<float> row(inputs.begin() + t * c.d_model,
+                                   inputs.begin() + (t + 1) * c.d_model);
+      EXPECT_LE(max_abs_diff(cache->decode({id}, row), ref, t, 1, c.d_model), tol)
+          << "decode step at position " << t;
+    }
+    if (!holds_kv()) continue;
+    const double kv_tol = kv_tolerance(c, total, ref);
+    for (int l = 0; l < c.layers; ++l) {
+      for (int g = 0; g < c.kv_heads; ++g) {
+        const KvRows rows = cache->read_kv(id, l, g);
+        ASSERT_EQ(rows.length, total);
+        ASSERT_EQ(rows.head_dim, c.head_dim);
+        const auto& rk = ref.k[static_cast<std::size_t>(l * c.kv_heads + g)];
+        const auto& rv = ref.v[static_cast<std::size_t>(l * c.kv_heads + g)];
+        for (std::size_t i = 0; i < rk.size(); ++i) {
+          ASSERT_NEAR(rows.k[i], rk[i], kv_tol) << "K layer " << l << " head " << g << " i " << i;
+          ASSERT_NEAR(rows.v[i], rv[i], kv_tol) << "V layer " << l << " head " << g << " i " << i;
+        }
+      }
+    }
+  }
+}
+
+// Three sequences of different lengths decoded together: each matches its own reference.
+TEST_P(CpuImpl, RaggedBatchOfThree) {
+  const ModelConfig c = shape(2, 32, 4, 2, 8, 24);
+  const int prompts[3] = {6, 1, 11};
+  const int steps = 5;
+  auto cache = make(c);
+  std::vector<SeqId> ids;
+  std::vector<std::vector<float>> inputs;
+  std::vector<ReferenceResult> refs;
+  auto weights = ModelWeights::from_seed(c);
+  for (int s = 0; s < 3; ++s) {
+    inputs.push_back(InputStream(100 + s).rows(prompts[s] + steps, c.d_model));
+    refs.push_back(reference_forward(*weights, inputs.back()));
+    ids.push_back(cache->create_sequence());
+    cache->prefill(ids[s], std::vector<float>(inputs[s].begin(),
+                                              inputs[s].begin() + prompts[s] * c.d_model));
+  }
+  for (int step = 0; step < steps; ++step) {
+    std::vector<float> rows;
+    for (int s = 0; s < 3; ++s) {
+      const auto first = inputs[s].begin() + (prompts[s] + step) * c.d_model;
+      rows.insert(rows.end(), first, first + c.d_model);
+    }
+    const std::vector<float> out = cache->decode(ids, rows);
+    for (int s = 0; s < 3; ++s) {
+      const std::vector<float> mine(out.begin() + s * c.d_model,
+                                    out.begin() + (s + 1) * c.d_model);
+      const int pos = prompts[s] + step;
+      EXPECT_LE(max_abs_diff(mine, refs[s], pos, 1, c.d_model),
+                output_tolerance(c, prompts[s] + steps, refs[s]))
+          << "sequence " << s << " position " << pos;
+    }
+  }
+}
+
+// Fork, diverge, truncate and replay: every output matches a fresh reference run over the
+// history that sequence actually has.
+TEST_P(CpuImpl, ForkThenDivergeAndTruncateThenReplay) {
+  const ModelConfig c = shape(2, 32, 4, 1, 8, 20);
+  const int p = 8;
+  InputStream rng(5);
+  const std::vector<float> prompt = rng.rows(p, c.d_model);
+  const std::vector<float> a = rng.rows(4, c.d_model), b = rng.rows(4, c.d_model);
+  const std::vector<float> replay = rng.rows(6, c.d_model);
+  auto weights = ModelWeights::from_seed(c);
+  auto concat = [&](std::vector<float> head, const std::vector<float>& tail, int tail_rows) {
+    head.insert(head.end(), tail.begin(), tail.begin() + tail_rows * c.d_model);
+    return head;
+  };
+
+  auto cache = make(c);
+  const SeqId parent = cache->create_sequence();
+  cache->prefill(parent, prompt);
+  const SeqId child = cache->fork(parent);
+  ASSERT_EQ(cache->length(child), p);
+  std::vector<float> out_parent, out_child;
+  for (int i = 0; i < 4; ++i) {
+    std::vector<float> rows(a.begin() + i * c.d_model, a.begin() + (i + 1) * c.d_model);
+    rows.insert(rows.end(), b.begin() + i * c.d_model, b.begin() + (i + 1) * c.d_model);
+    const std::vector<float> out = cache->decode({parent, child}, rows);
+    out_parent.insert(out_parent.end(), out.begin(), out.begin() + c.d_model);
+    out_child.insert(out_child.end(), out.begin() + c.d_model, out.end());
+  }
+  const auto ref_parent = reference_forward(*weights, concat(prompt, a, 4));
+  const auto ref_child = reference_forward(*weights, concat(prompt, b, 4));
+  EXPECT_LE(max_abs_diff(out_parent, ref_parent, p, 4, c.d_model),
+            output_tolerance(c, p + 4, ref_parent));
+  EXPECT_LE(max_abs_diff(out_child, ref_child, p, 4, c.d_model),
+            output_tolerance(c, p + 4, ref_child));
+
+  // Roll the child back into the prompt (past the fork point) and replay other tokens.
+  cache->truncate(child, 5);
+  ASSERT_EQ(cache->length(child), 5);
+  const std::vector<float> kept(prompt.begin(), prompt.begin() + 5 * c.d_model);
+  const auto ref_replay = reference_forward(*weights, concat(kept, replay, 6));
+  const std::vector<float> out = cache->prefill(child, replay);
+  EXPECT_LE(max_abs_diff(out, ref_replay, 5, 6, c.d_model), output_tolerance(c, 11, ref_replay));
+  // The parent is untouched by its child's rollback.
+  const std::vector<float> next = rng.rows(1, c.d_model);
+  const auto ref_next = reference_forward(*weights, concat(concat(prompt, a, 4), next, 1));
+  EXPECT_LE(max_abs_diff(cache->decode({parent}, next), ref_next, p + 4, 1, c.d_model),
+            output_tolerance(c, p + 5, ref_next));
+}
+
+// ---- exact counters ------------------------------------------------------------------
+
+// Over a T-token decode from empty: naive projects T(T+1)/2 K/V rows per layer, a cache T;
+// both compute L * H * T(T+1)/2 query-key dot products.
+TEST_P(CpuImpl, CountersOverTokenByTokenDecode) {
+  const ModelConfig c = shape(2, 16, 4, 2, 8, 40);
+  const std::uint64_t T = 30, L = 2, H = 4, H_kv = 2, d = 8;
+  auto cache = make(c);
+  const SeqId id = cache->create_sequence();
+  InputStream rng(3);
+  for (std::uint64_t t = 0; t < T; ++t) cache->decode({id}, rng.rows(1, c.d_model));
+  const Stats s = cache->stats();
+  const std::uint64_t triangle = T * (T + 1) / 2;
+  EXPECT_EQ(s.kv_projection_rows, holds_kv() ? L * T : L * triangle);
+  EXPECT_EQ(s.qk_dot_products, L * H * triangle);
+  if (holds_kv()) {
+    // Each KV head's rows are read once per key for its whole GQA group.
+    EXPECT_EQ(s.kv_bytes_read, L * H_kv * triangle * 2 * d * sizeof(float));
+  }
+}
+
+// bytes_held follows the formula, and dropping a sequence lowers it by exactly its share.
+TEST_P(CpuImpl, BytesHeldFollowsFormulaAndDropReleasesShare) {
+  const ModelConfig c = shape(3, 24, 4, 2, 8, 16);
+  const std::uint64_t per_token =
+      holds_kv() ? 2u * 3 * 2 * 8 * sizeof(float)   // 2 * L * H_kv * d * 4
+                 : 3u * 24 * sizeof(float);         // L * d_model * 4 (stored layer inputs)
+  auto cache = make(c);
+  InputStream rng(9);
+  const SeqId a = cache->create_sequence(), b = cache->create_sequence();
+  cache->prefill(a, rng.rows(5, c.d_model));
+  cache->prefill(b, rng.rows(3, c.d_model));
+  cache->decode({a, b}, rng.rows(2, c.d_model));
+  const SeqId f = cache->fork(a);  // 6 tokens
+  cache->truncate(f, 4);
+  EXPECT_EQ(cache->stats().bytes_held, (6 + 4 + 4) * per_token);
+  EXPECT_GE(cache->stats().bytes_reserved, cache->stats().bytes_held);
+
+  const Stats before = cache->stats();
+  cache->drop(b);
+  EXPECT_EQ(before.bytes_held - cache->stats().bytes_held, 4 * per_token);
+  EXPECT_LT(cache->stats().bytes_reserved, before.bytes_reserved);
+  cache->reset();
+  EXPECT_EQ(cache->stats().bytes_held, 0u);
+}
+
+TEST_P(CpuImpl, RejectsNonFp32DtypeNamingIt) {
+  ModelConfig c = shape(1, 16, 2, 2, 8, 8);
+  c.dtype = DType::f16;
+  try {
+    make(c);
+    FAIL() << "created with dtype fp16";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("fp16"), std::string::npos) << e.what();
+  }
+}
+
+TEST_P(CpuImpl, ReadKvOnlyWhenHoldingACache) {
+  auto cache = make(shape(1, 16, 2, 2, 8, 8));
+  const SeqId id = cache->create_sequence();
+  cache->prefill(id, InputStream(1).rows(3, 16));
+  if (holds_kv()) {
+    EXPECT_EQ(cache->read_kv(id, 0, 1).length, 3);
+  } else {
+    EXPECT_THROW(cache->read_kv(id, 0, 0), Error);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Impls, CpuImpl, testing::Values(ImplParam{"naive", 1}, ImplParam{"cpu_cached", 1},
+                                         ImplParam{"cpu_cached", 2}), param_name);
+
+}  // namespace
+}  // namespace kvbench
