@@ -35,6 +35,11 @@ SeriesAnalysis analyze_series(const BenchData& data, BenchKind kind, const std::
     s.seconds.push_back(m->seconds);
     rows.push_back(m->has("projection_rows") ? m->counter("projection_rows") : 0);
     dots.push_back(m->has("qk_dot_products") ? m->counter("qk_dot_products") : 0);
+    const double tokens = kind == BenchKind::generate ? m->id.size : 1;
+    s.flops_per_second.push_back(
+        data.has_config ? analytic_flops(data.config, {rows.back(), dots.back(), tokens}) /
+                              m->seconds
+                        : 0);
   }
   if (s.sizes.size() >= 2 && s.sizes.front() > 0) {
     s.time_fit = fit_power_law(s.sizes, s.seconds);
@@ -47,7 +52,7 @@ SeriesAnalysis analyze_series(const BenchData& data, BenchKind kind, const std::
       if (positive(dots)) s.dots_fit = fit_power_law(s.sizes, dots);
       s.quadratic_from = first_crossing(s.local, 1.5);
     } else {
-      s.line = fit_line(s.sizes, s.seconds);
+      s.line = fit_line_relative(s.sizes, s.seconds);
     }
   }
   return s;
@@ -329,6 +334,14 @@ class Analyzer {
     speedup_target();
   }
 
+  void say(const char* topic, const std::string& text) { a_.verdicts.push_back({topic, text}); }
+
+  static constexpr const char* kGrowth = "Which costs grow as T and which as T^2";
+  static constexpr const char* kLinear = "Where cached decoding stops being linear";
+  static constexpr const char* kSpeedup = "Speedup: measured against the op-count ratio";
+  static constexpr const char* kLatency = "Per-token latency against position";
+  static constexpr const char* kBandwidth = "Achieved K/V bandwidth";
+
   void generation_verdicts() {
     for (const auto& s : a_.generation) {
       if (!s.time_fit) continue;
@@ -342,48 +355,78 @@ class Analyzer {
              "products as " + growth_law(s.dots_fit->exponent) + " (b = " +
              fixed(s.dots_fit->exponent, 2) + ")";
       }
-      const double first = s.local.front().exponent, last = s.local.back().exponent;
-      v += ". Local exponent " + fixed(first, 2) + " at T " + sig(s.local.front().x_from) +
-           "->" + sig(s.local.front().x_to) + ", " + fixed(last, 2) + " at T " +
-           sig(s.local.back().x_from) + "->" + sig(s.local.back().x_to);
-      if (growth_law(first) == "T" && s.quadratic_from > 0) {
-        v += ": linear while the projections dominate, no longer linear from T ~ " +
-             sig(s.quadratic_from) + " (local exponent reaches 1.5)";
-        if (a_.predicted_generation_crossover > 0) {
-          v += "; the op-count model puts that point at T = " +
-               sig(a_.predicted_generation_crossover) + ", where the T(T+1)/2 dot products " +
-               "cost as much as the projections";
-        }
-      } else if (growth_law(first) == "T" && s.quadratic_from < 0) {
-        v += ": still short of quadratic at the largest T measured";
-        if (a_.predicted_generation_crossover > 0) {
-          v += " (the op-count model puts the change at T = " +
-               sig(a_.predicted_generation_crossover) + ")";
-        }
-      }
-      a_.verdicts.push_back(v + ".");
+      v += ". Local exponent " + fixed(s.local.front().exponent, 2) + " at T " +
+           sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) + ", " +
+           fixed(s.local.back().exponent, 2) + " at T " + sig(s.local.back().x_from) + "->" +
+           sig(s.local.back().x_to) + ".";
+      say(kGrowth, v);
     }
+    for (const auto& s : a_.generation) {
+      if (!s.time_fit || s.impl == a_.baseline) continue;
+      const double first = s.local.front().exponent, last = s.local.back().exponent;
+      std::string v = s.impl + ": ";
+      if (growth_law(first) != "T") {
+        v += "not linear even at the smallest T (local exponent " + fixed(first, 2) + " at T " +
+             sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) + ")";
+      } else if (s.quadratic_from > 0) {
+        v += "linear while the projections dominate (local exponent " + fixed(first, 2) +
+             " at T " + sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) +
+             "); no longer linear from T ~ " + sig(s.quadratic_from) +
+             ", where the local exponent reaches 1.5, and " + fixed(last, 2) + " at T " +
+             sig(s.local.back().x_from) + "->" + sig(s.local.back().x_to) +
+             " as the T(T+1)/2 dot products take over";
+      } else {
+        v += "linear (local exponent " + fixed(first, 2) + " at the smallest T, " +
+             fixed(last, 2) + " at T " + sig(s.local.back().x_from) + "->" +
+             sig(s.local.back().x_to) + "): the sweep ends before the dot products take over";
+      }
+      if (a_.predicted_generation_crossover > 0) {
+        v += ". The op-count model puts the change (local exponent 1.5) at T = " +
+             sig(a_.predicted_generation_crossover);
+      }
+      say(kLinear, v + ".");
+    }
+  }
+
+  // FLOPs per second of `impl`'s generation at T, or 0.
+  double generation_rate(const std::string& impl, double tokens) const {
+    const SeriesAnalysis* s = a_.find_generation(impl);
+    if (!s) return 0;
+    for (std::size_t i = 0; i < s->sizes.size(); ++i) {
+      if (s->sizes[i] == tokens) return s->flops_per_second[i];
+    }
+    return 0;
   }
 
   void speedup_verdicts() {
     for (const auto& sp : a_.speedups) {
       const SpeedupPoint& last = sp.points.back();
-      a_.verdicts.push_back(
+      const double rb = generation_rate(sp.baseline, last.tokens);
+      const double rc = generation_rate(sp.cached, last.tokens);
+      std::string v =
           "Speedup " + sp.baseline + "/" + sp.cached + ": measured " + sig(last.measured) +
           "x at T = " + sig(last.tokens) + " against " + sig(last.analytic) +
           "x from the op counts (FLOPs: projections, dot products, Q/O projections); over T = " +
           sig(sp.points.front().tokens) + ".." + sig(last.tokens) +
           " the measured ratio is within " + percent(sp.worst_relative_error) +
-          " of the analytic one.");
+          " of the analytic one";
+      if (rb > 0 && rc > 0) {
+        // measured / analytic = rate(cached) / rate(baseline): the deviation is exactly the
+        // difference in how fast each turns the model's FLOPs into time.
+        v += ". At T = " + sig(last.tokens) + " " + sp.baseline + " runs the model's FLOPs at " +
+             sig(rb / 1e9) + " GFLOP/s and " + sp.cached + " at " + sig(rc / 1e9) +
+             " GFLOP/s; the measured/analytic ratio is the ratio of these rates";
+      }
+      say(kSpeedup, v + ".");
     }
   }
 
   void decode_verdicts() {
     for (const auto& s : a_.decode) {
       if (!s.line || !s.time_fit) continue;
-      a_.verdicts.push_back(
+      say(kLatency,
           s.series + ": a decode step costs " + seconds_text(s.line->intercept) + " + " +
-          seconds_text(s.line->slope) + " per cached token (line fit, R^2 = " +
+          seconds_text(s.line->slope) + " per cached token (line fit on relative error, R^2 = " +
           fixed(s.line->r2, 3) + ", t = " + range_text(s.sizes) + "); local exponent " +
           fixed(s.local.front().exponent, 2) + " at the smallest t, " +
           fixed(s.local.back().exponent, 2) + " at the largest.");
@@ -409,7 +452,7 @@ class Analyzer {
              " of the copy bandwidth (" + rate_text(a_.copy_bandwidth) +
              ", bytes read + written)";
       }
-      a_.verdicts.push_back(v + ".");
+      say(kBandwidth, v + ".");
     }
   }
 
@@ -459,7 +502,8 @@ json series_json(const SeriesAnalysis& s) {
             {"r2", s.time_fit ? json(s.time_fit->r2) : json(nullptr)},
             {"fit", fit_json(s.time_fit)},
             {"growth", s.time_fit ? json(growth_law(s.time_fit->exponent)) : json(nullptr)},
-            {"local_exponents", local}};
+            {"local_exponents", local},
+            {"model_flops_per_second", s.flops_per_second}};
   if (s.kind == BenchKind::generate) {
     j["projection_rows_fit"] = fit_json(s.projection_fit);
     j["dot_products_fit"] = fit_json(s.dots_fit);
@@ -536,6 +580,8 @@ json Analysis::to_json() const {
                   {"verdict", t.verdict},
                   {"detail", t.detail}});
   }
+  json verdict_json = json::array();
+  for (const auto& v : verdicts) verdict_json.push_back({{"topic", v.topic}, {"text", v.text}});
   json model = nullptr;
   if (has_config) {
     model = {{"flops_per_projection_row", flops_per_projection_row(config)},
@@ -560,7 +606,7 @@ json Analysis::to_json() const {
           {"speedup", speed},
           {"bandwidth_points", bw},
           {"targets", tg},
-          {"verdicts", verdicts},
+          {"verdicts", verdict_json},
           {"notes", notes}};
 }
 

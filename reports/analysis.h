@@ -25,6 +25,9 @@ struct SeriesAnalysis {
   std::string series;                 // "generate/naive"
   std::vector<double> sizes;          // T or t, increasing
   std::vector<double> seconds;        // per iteration
+  // FLOPs of the op-count model (op_model.h) per second of measured time, per size: how
+  // efficiently the implementation turns the model's arithmetic into time.
+  std::vector<double> flops_per_second;
   std::optional<PowerFit> time_fit;   // log t = a + b log T (>= 2 sizes)
   std::vector<LocalExponent> local;   // between neighbouring sizes
   // Generation only: exponents of the op counters against T.
@@ -58,6 +61,12 @@ struct BandwidthPoint {
   double of_copy = 0;            // fraction of the copy bandwidth
 };
 
+// One sentence of the summary, under its topic ("Growth with T", "Speedup", ...).
+struct Verdict {
+  std::string topic;
+  std::string text;
+};
+
 struct Target {
   std::string id;            // "decode_vs_torch_cached_short"
   std::string description;   // what is compared
@@ -82,7 +91,7 @@ struct Analysis {
   std::vector<Speedup> speedups;
   std::vector<BandwidthPoint> bandwidth;
   std::vector<Target> targets;
-  std::vector<std::string> verdicts;    // sentences for the summary
+  std::vector<Verdict> verdicts;        // the summary's sentences, in topic order
   std::vector<std::string> notes;       // where series stopped, what is missing
   double predicted_generation_crossover = 0;  // T (op-count model), 0 without a config
   double predicted_decode_crossover = 0;      // t

@@ -75,6 +75,39 @@ LineFit fit_line(const std::vector<double>& x, const std::vector<double>& y) {
   return least_squares(x, y, "line fit");
 }
 
+LineFit fit_line_relative(const std::vector<double>& x, const std::vector<double>& y) {
+  check_sizes("relative line fit", x, y);
+  double sw = 0, sx = 0, sy = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    require(y[i] > 0, "relative line fit: point ", i, " (", x[i], ", ", y[i],
+            ") has y <= 0; relative errors need y > 0");
+    const double w = 1 / (y[i] * y[i]);
+    sw += w;
+    sx += w * x[i];
+    sy += w * y[i];
+  }
+  const double mx = sx / sw, my = sy / sw;
+  double sxx = 0, sxy = 0, syy = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double w = 1 / (y[i] * y[i]);
+    sxx += w * (x[i] - mx) * (x[i] - mx);
+    sxy += w * (x[i] - mx) * (y[i] - my);
+    syy += w * (y[i] - my) * (y[i] - my);
+  }
+  require(sxx > 0, "relative line fit: all x values are equal (", x.front(), ")");
+  LineFit f;
+  f.slope = sxy / sxx;
+  f.intercept = my - f.slope * mx;
+  f.points = static_cast<int>(x.size());
+  double ss_res = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double r = (y[i] - f.at(x[i])) / y[i];
+    ss_res += r * r;
+  }
+  f.r2 = syy > 0 ? 1.0 - ss_res / syy : 1.0;
+  return f;
+}
+
 std::vector<LocalExponent> local_exponents(const std::vector<double>& x,
                                            const std::vector<double>& y) {
   require(x.size() == y.size(), "local exponents: x has ", x.size(), " values but y has ",

@@ -37,6 +37,12 @@ struct LineFit {
 // REQUIRES: as fit_power_law, but values may be <= 0. RETURNS: least squares y = a + b x.
 LineFit fit_line(const std::vector<double>& x, const std::vector<double>& y);
 
+// REQUIRES: as fit_power_law (y > 0). RETURNS: y = a + b x minimizing the squared relative
+// error sum ((y_i - a - b x_i) / y_i)^2, so that sizes spanning decades weigh alike (an
+// unweighted fit is decided by the largest y alone). r2 is the weighted coefficient of
+// determination, 1 - sum w r^2 / sum w (y - ybar_w)^2 with w = 1 / y^2.
+LineFit fit_line_relative(const std::vector<double>& x, const std::vector<double>& y);
+
 struct LocalExponent {
   double x_from = 0, x_to = 0;  // neighbouring sizes
   double exponent = 0;          // log(y_to / y_from) / log(x_to / x_from)

@@ -92,7 +92,8 @@ const char* kPreamble =
     "set encoding utf8\n"
     "set grid xtics ytics lc rgb '#dddddd' lt 1\n"
     "set border lc rgb '#555555'\n"
-    "set key inside right bottom box opaque noenhanced spacing 1.1 width 1\n"
+    "set key inside left top box opaque noenhanced spacing 1.05 samplen 2.5 width 1 "
+    "font keyfont\n"
     "set mxtics 10\n"
     "set mytics 10\n"
     "set format x '%g'\n"
@@ -175,9 +176,13 @@ class PlotWriter {
       const char* terminal;
       std::string out;
     } outputs[] = {
-        {"svg", "svg size 1000,640 dynamic enhanced font 'DejaVu Sans,13' background rgb 'white'",
+        {"svg",
+         "svg size 1000,640 dynamic enhanced font 'DejaVu Sans,13' background rgb 'white'\n"
+         "keyfont = ',11'\nlabelfont = ',10'",
          p.svg},
-        {"png", "pngcairo size 1500,960 enhanced font 'DejaVu Sans,19' background rgb 'white'",
+        {"png",
+         "pngcairo size 1500,960 enhanced font 'DejaVu Sans,19' background rgb 'white'\n"
+         "keyfont = ',16'\nlabelfont = ',14'",
          p.png},
     };
     for (const auto& o : outputs) {
@@ -261,7 +266,7 @@ class PlotWriter {
             << "set ylabel 'local exponent'\nset xlabel 'T (tokens generated)'\n"
             << "set yrange [0:3]\nset ytics 0,0.5,3\nset mytics 1\nunset key\n"
             << "set label 2 'local exponent between neighbouring T (colours as above); "
-               "grey: 1 and 2' at graph 0.01, graph 0.92 font ',10' noenhanced\n";
+               "grey: 1 and 2' at graph 0.01, graph 0.92 font labelfont noenhanced\n";
     if (inside(a_.predicted_generation_crossover, t0, t1)) {
       script_ << "set arrow 1 from " << a_.predicted_generation_crossover
               << ", graph 0 to " << a_.predicted_generation_crossover
@@ -290,8 +295,10 @@ class PlotWriter {
       const std::string name = "decode_" + file_safe(s.impl) + "_t" + std::to_string(s.threads);
       std::vector<std::vector<double>> rows;
       for (std::size_t i = 0; i < s.sizes.size(); ++i) {
+        // A fitted value <= 0 has no place on a log axis: NaN leaves a gap.
+        const double fitted = s.line ? s.line->at(s.sizes[i]) : s.seconds[i];
         rows.push_back({std::max(s.sizes[i], 1.0), s.seconds[i] * 1e6,
-                        s.line ? std::max(s.line->at(s.sizes[i]), 1e-12) * 1e6 : s.seconds[i] * 1e6});
+                        fitted > 0 ? fitted * 1e6 : std::nan("")});
       }
       write_data(name, "position microseconds line_fit_microseconds", rows);
       const std::string c = palette_.color(s.impl);
@@ -317,7 +324,7 @@ class PlotWriter {
                 << a_.predicted_decode_crossover
                 << ", graph 1 nohead dt 3 lw 1.5 lc rgb '#444444'\n"
                 << "set label 1 'projections = attention (model)' at "
-                << a_.predicted_decode_crossover << ", graph 0.95 right offset -0.5,0 font ',10'\n";
+                << a_.predicted_decode_crossover << ", graph 0.04 left offset 0.5,0 font labelfont\n";
       }
       script_ << "set title 'Decode-step latency against position t (log-log)'\n"
               << "set logscale x 2\nset logscale y 10\nset format y '%g'\n"
@@ -472,9 +479,10 @@ class PlotWriter {
         script_ << "set arrow 1 from " << at << ", graph 0 to " << at
                 << ", graph 1 nohead dt 3 lw 1.5 lc rgb '#444444'\n"
                 << "set label 1 'K/V = last-level cache' at " << at
-                << ", graph 0.95 right offset -0.5,0 font ',10'\n";
+                << ", graph 0.95 right offset -0.5,0 font labelfont\n";
       }
-      script_ << "set title 'K/V bytes read per second against position t'\n"
+      script_ << "set key right bottom\n"
+              << "set title 'K/V bytes read per second against position t'\n"
               << "set logscale x 2\nset format y '%g'\n"
               << "set yrange [0:" << top * 1.15 << "]\n"
               << "set xrange [" << lo / 1.3 << ":" << hi * 1.3 << "]\n"

@@ -113,6 +113,44 @@ const char* kHowToRead =
     "bandwidth, measured in the same process. Targets are verdicts on ratios measured in this "
     "one run; a target not met shows the measured figure.";
 
+// One row per implementation's generation series: the scaling figures at a glance.
+struct GlanceRow {
+  std::string impl, time, rows, dots, local, quadratic_from, rate;
+};
+
+std::vector<GlanceRow> glance(const Analysis& a) {
+  std::vector<GlanceRow> out;
+  for (const auto& s : a.generation) {
+    if (!s.time_fit) continue;
+    GlanceRow r;
+    r.impl = s.impl;
+    r.time = growth_law(s.time_fit->exponent) + " (b = " + fixed(s.time_fit->exponent, 2) +
+             ", R² = " + fixed(s.time_fit->r2, 3) + ")";
+    r.rows = s.projection_fit ? growth_law(s.projection_fit->exponent) + " (b = " +
+                                    fixed(s.projection_fit->exponent, 2) + ")"
+                              : "—";
+    r.dots = s.dots_fit ? growth_law(s.dots_fit->exponent) + " (b = " +
+                              fixed(s.dots_fit->exponent, 2) + ")"
+                        : "—";
+    r.local = fixed(s.local.front().exponent, 2) + " → " + fixed(s.local.back().exponent, 2) +
+              " (T " + sig(s.sizes.front()) + " → " + sig(s.sizes.back()) + ")";
+    r.quadratic_from = s.quadratic_from > 0 ? "T ≈ " + sig(s.quadratic_from) : "—";
+    if (!s.flops_per_second.empty() && s.flops_per_second.front() > 0) {
+      r.rate = sig(s.flops_per_second.front() / 1e9) + " → " +
+               sig(s.flops_per_second.back() / 1e9);
+    } else {
+      r.rate = "—";
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+const char* kGlanceHeader[] = {"implementation", "generation time grows as",
+                               "K/V projection rows", "query-key dot products",
+                               "local exponent (first → last pair)",
+                               "local exponent reaches 1.5 at", "model GFLOP/s (first → last T)"};
+
 }  // namespace
 
 std::string base64(const std::string& bytes) {
@@ -144,9 +182,20 @@ std::string render_markdown(const BenchData& d, const Analysis& a, const std::ve
   std::ostringstream md;
   md << "# kvbench scaling report\n\n";
   for (const auto& f : run_facts(d, a)) md << "- **" << f.first << "**: " << f.second << "\n";
-  md << "\n## Verdicts\n\n";
-  if (a.verdicts.empty()) md << "- (no series with two or more sizes: nothing to fit)\n";
-  for (const auto& v : a.verdicts) md << "- " << v << "\n";
+  md << "\n## Scaling at a glance\n\n|";
+  for (const char* h : kGlanceHeader) md << " " << h << " |";
+  md << "\n|---|---|---|---|---|---|---|\n";
+  for (const auto& r : glance(a)) {
+    md << "| " << r.impl << " | " << r.time << " | " << r.rows << " | " << r.dots << " | "
+       << r.local << " | " << r.quadratic_from << " | " << r.rate << " |\n";
+  }
+  md << "\n## Verdicts\n";
+  if (a.verdicts.empty()) md << "\n- (no series with two or more sizes: nothing to fit)\n";
+  std::string topic;
+  for (const auto& v : a.verdicts) {
+    if (v.topic != topic) md << "\n### " << (topic = v.topic) << "\n\n";
+    md << "- " << v.text << "\n";
+  }
   md << "\n## Performance targets\n\n| target | required | measured | verdict | detail |\n"
         "|---|---|---|---|---|\n";
   for (const auto& t : a.targets) {
@@ -208,10 +257,28 @@ std::string render_html(const BenchData& d, const Analysis& a, const std::vector
   for (const auto& f : run_facts(d, a)) {
     h << "<dt>" << html_escape(f.first) << "</dt><dd>" << html_escape(f.second) << "</dd>\n";
   }
-  h << "</dl>\n<h2>Verdicts</h2>\n<ul class=\"verdicts\">\n";
-  if (a.verdicts.empty()) h << "<li>No series with two or more sizes: nothing to fit.</li>\n";
-  for (const auto& v : a.verdicts) h << "<li>" << html_escape(v) << "</li>\n";
-  h << "</ul>\n<h2>Performance targets</h2>\n<table><tr><th>target</th><th>required</th>"
+  h << "</dl>\n<h2>Scaling at a glance</h2>\n<table><tr>";
+  for (const char* head : kGlanceHeader) h << "<th>" << html_escape(head) << "</th>";
+  h << "</tr>\n";
+  for (const auto& r : glance(a)) {
+    h << "<tr><td>" << html_escape(r.impl) << "</td><td>" << html_escape(r.time) << "</td><td>"
+      << html_escape(r.rows) << "</td><td>" << html_escape(r.dots) << "</td><td>"
+      << html_escape(r.local) << "</td><td>" << html_escape(r.quadratic_from) << "</td><td>"
+      << html_escape(r.rate) << "</td></tr>\n";
+  }
+  h << "</table>\n<h2>Verdicts</h2>\n";
+  if (a.verdicts.empty()) h << "<p>No series with two or more sizes: nothing to fit.</p>\n";
+  std::string topic;
+  for (const auto& v : a.verdicts) {
+    if (v.topic != topic) {
+      h << (topic.empty() ? "" : "</ul>\n") << "<h3>" << html_escape(v.topic)
+        << "</h3>\n<ul class=\"verdicts\">\n";
+      topic = v.topic;
+    }
+    h << "<li>" << html_escape(v.text) << "</li>\n";
+  }
+  if (!topic.empty()) h << "</ul>\n";
+  h << "<h2>Performance targets</h2>\n<table><tr><th>target</th><th>required</th>"
        "<th>measured</th><th>verdict</th><th>detail</th></tr>\n";
   for (const auto& t : a.targets) {
     const char* cls = t.verdict == "met" ? "met" : t.verdict == "not met" ? "notmet" : "none";

@@ -19,6 +19,7 @@ struct BenchArgs {
   std::string shape = "default";
   std::string tokens;
   std::string positions;
+  std::string long_impls = "cpu_cached";
   std::string long_positions = "auto";
   std::string threads = "1,2";
   std::string dtype = "fp32";
@@ -32,24 +33,29 @@ struct BenchArgs {
   int bandwidth_mib = 0;
 };
 
-// The sweep defaults: --quick keeps CI under two minutes on two cores; the full run goes
-// further in T and measures longer. Both stop at half the shape's capacity at most.
+// The sweep defaults. Preparing a decode-step position t costs a prefill of t tokens,
+// quadratic in t, and dominates a run: --quick (CI, under two minutes on two cores) takes
+// every implementation to t = 4096 and only the long-context implementations further; the
+// full run takes every implementation to 16384 (the targets' long position) in doubling
+// steps. Both stay below half the shape's capacity.
 void apply_defaults(BenchArgs& a, const ModelConfig& config) {
   const int cap_half = config.capacity / 2;
-  const int max_tokens = std::min(a.quick ? 4096 : 16384, config.capacity);
-  const int max_position = std::min(a.quick ? 16384 : 32768, cap_half);
+  const int max_tokens = std::min(a.quick ? 2048 : 16384, config.capacity);
+  const int max_position = std::min(a.quick ? 4096 : 16384, cap_half);
   if (a.tokens.empty()) a.tokens = "16.." + std::to_string(max_tokens);
-  if (a.positions.empty()) a.positions = "16.." + std::to_string(max_position);
+  if (a.positions.empty()) {
+    a.positions = "16.." + std::to_string(max_position) + (a.quick ? ":x4" : "");
+  }
   if (a.min_time <= 0) a.min_time = a.quick ? 0.02 : 0.1;
   if (a.budget <= 0) a.budget = a.quick ? 1.0 : 10.0;
-  if (a.prepare_budget <= 0) a.prepare_budget = a.quick ? 20.0 : 120.0;
+  if (a.prepare_budget <= 0) a.prepare_budget = a.quick ? 45.0 : 240.0;
 }
 
 std::string describe(const BenchArgs& a) {
   std::ostringstream out;
   out << "kvbench bench --impl " << a.impls << " --shape " << a.shape << " --dtype " << a.dtype
-      << " --tokens " << a.tokens << " --positions " << a.positions << " --long-positions "
-      << a.long_positions << " --threads " << a.threads << " --min-time " << a.min_time
+      << " --tokens " << a.tokens << " --positions " << a.positions << " --long-impls " << a.long_impls
+      << " --long-positions " << a.long_positions << " --threads " << a.threads << " --min-time " << a.min_time
       << " --repetitions " << a.repetitions << " --budget " << a.budget
       << " --prepare-budget " << a.prepare_budget << (a.quick ? " --quick" : "") << " --out "
       << a.out;
@@ -68,10 +74,19 @@ void run(BenchArgs a) {
   o.tokens = bench::parse_sweep(a.tokens);
   o.positions = bench::parse_sweep(a.positions);
   o.threads = bench::parse_sweep(a.threads);
+  if (a.long_impls != "none") {
+    std::stringstream names(a.long_impls);
+    for (std::string name; std::getline(names, name, ',');) {
+      registry.get(name);  // an unknown name is an error naming the known ones
+      o.long_impls.push_back(name);
+    }
+  }
   if (a.long_positions == "auto") {
-    // Twice the last-level cache: the K/V stream then comes from memory, not cache.
+    // Twice the last-level cache: the K/V stream then comes from memory, not cache. Quick
+    // runs add 16384 (the targets' long position), which the other implementations skip.
     o.long_positions = {
         bench::position_past_cache(o.config, bench::detect_machine().llc_bytes, 2.0)};
+    if (a.quick && 16384 <= o.config.capacity / 2) o.long_positions.push_back(16384);
   } else if (a.long_positions != "none") {
     o.long_positions = bench::parse_sweep(a.long_positions);
   }
@@ -120,16 +135,20 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--tokens", a->tokens,
                   "Generation lengths T: a list and/or ranges, e.g. 16..4096 (doubling), "
-                  "100..1000:+100, 64..4096:x4, 100,300 [default: 16..16384, quick 16..4096]");
+                  "100..1000:+100, 64..4096:x4, 100,300 [default: 16..16384, quick 16..2048]");
   cmd->add_option("--positions", a->positions,
-                  "Decode-step positions t, same syntax [default: 16..32768, quick 16..16384; "
-                  "at most capacity/2]");
+                  "Decode-step positions t for every implementation, same syntax [default: "
+                  "16..16384, quick 16..4096:x4; at most capacity/2]");
+  cmd->add_option("--long-impls", a->long_impls,
+                  "Implementations also measured at --long-positions and with each of "
+                  "--threads (thread scaling, memory bandwidth): A,B or none")
+      ->capture_default_str();
   cmd->add_option("--long-positions", a->long_positions,
-                  "Extra decode-step positions for implementations that use threads (thread "
-                  "scaling, bandwidth): a list, none, or auto (K/V bytes >= 2x last-level cache)")
+                  "Their extra decode-step positions: a list, none, or auto (the first power of "
+                  "two whose K/V is >= 2x the last-level cache; quick adds 16384)")
       ->capture_default_str();
   cmd->add_option("--threads", a->threads,
-                  "Thread counts for implementations that use threads (decode steps)")
+                  "Thread counts for the --long-impls that honour threads (decode steps)")
       ->capture_default_str();
   cmd->add_flag("--quick", a->quick,
                 "Short sweep and short measurements: under 2 minutes on 2 cores (CI)");
@@ -144,7 +163,7 @@ void add_bench_command(CLI::App& app) {
                   "take longer [default: 10, quick 1]");
   cmd->add_option("--prepare-budget", a->prepare_budget,
                   "Seconds preparing a decode-step position (prefill) may take "
-                  "[default: 120, quick 20]");
+                  "[default: 240, quick 45]");
   cmd->add_option("--bandwidth-mib", a->bandwidth_mib,
                   "Buffer size for the bandwidth measurement in MiB [default: 4x last-level "
                   "cache, at least 64]");

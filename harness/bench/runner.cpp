@@ -1,6 +1,7 @@
 #include "harness/bench/runner.h"
 
 #include <benchmark/benchmark.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +26,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+
+// CPU seconds of the whole process (all threads), to tell a slow step from a busy machine.
+double process_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
+}
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -70,9 +79,9 @@ std::vector<Series> plan_series(const BenchOptions& o, const std::vector<const I
   for (const ImplInfo* impl : impls) {
     std::vector<int> threads = {1};
     std::vector<int> sizes = o.positions;
-    if (impl->caps.threads) {
-      threads = o.threads;
+    if (std::find(o.long_impls.begin(), o.long_impls.end(), impl->name) != o.long_impls.end()) {
       sizes = merged(sizes, o.long_positions);
+      if (impl->caps.threads) threads = merged(o.threads, {1});
     }
     for (int n : threads) {
       Series s;
@@ -397,10 +406,18 @@ class Runner {
       try {
         if (!generate && fixture->position() < id.size) {
           const auto start = Clock::now();
+          const double cpu_start = process_cpu_seconds();
           prev_position = fixture->position();
           fixture->extend_to(id.size);
           last_prepare = seconds_since(start);
-          say("    prepared: prefill to ", id.size, " tokens in ", format_seconds(last_prepare));
+          const double cpu = process_cpu_seconds() - cpu_start;
+          preparation_.push_back({{"series", series_name(id)},
+                                  {"from", prev_position},
+                                  {"to", id.size},
+                                  {"seconds", last_prepare},
+                                  {"cpu_seconds", cpu}});
+          say("    prepared: prefill ", prev_position, " -> ", id.size, " tokens in ",
+              format_seconds(last_prepare), " (", format_seconds(cpu), " CPU)");
         }
       } catch (const Error& e) {
         --counter_;
@@ -560,12 +577,14 @@ class Runner {
           {"prepare_budget_seconds", o_.prepare_budget_seconds},
           {"tokens", o_.tokens},
           {"positions", o_.positions},
+          {"long_impls", o_.long_impls},
           {"long_positions", o_.long_positions},
           {"threads", o_.threads}}},
         {"implementations", impls},
         {"baseline", baseline_name()},
         {"skipped_implementations", outcome_.skipped_impls},
         {"stops", stops},
+        {"preparation", preparation_},
         {"naive_stopped_at", naive_stop},
         {"planned", outcome_.planned},
         {"ran", outcome_.ran},
@@ -631,6 +650,7 @@ class Runner {
   int counter_ = 0;
   int family_index_ = 0;
   std::string error_;
+  json preparation_ = json::array();
 };
 
 }  // namespace

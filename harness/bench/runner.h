@@ -1,9 +1,11 @@
 // The benchmark runner behind `kvbench bench`: Google Benchmark drives every selected
 // implementation through
 //   generate/<impl>/T:<T>                    a whole generation of T tokens, T in `tokens`;
-//   decode_step/<impl>/threads:<n>/pos:<t>   one decode step at position t, t in `positions`
-//                                            (plus `long_positions` for implementations that
-//                                            honour threads, run with each count in `threads`).
+//   decode_step/<impl>/threads:<n>/pos:<t>   one decode step at position t, t in `positions`,
+//                                            one thread; the `long_impls` also at
+//                                            `long_positions` and with each count in `threads`
+//                                            (thread scaling and memory bandwidth at long
+//                                            context, where preparing a position is costly).
 // Benchmarks run one at a time, in increasing size within each series, so a series can stop
 // before a size whose single iteration (or whose preparation) is predicted to pass the time
 // budget; where each series stopped goes into the output. The output is Google Benchmark's
@@ -29,8 +31,9 @@ struct BenchOptions {
   ModelConfig config;
   std::vector<int> tokens;             // generation lengths T (each <= capacity)
   std::vector<int> positions;          // decode-step positions t (each < capacity)
-  std::vector<int> long_positions;     // extra positions for threads-capable implementations
-  std::vector<int> threads = {1};      // thread counts for threads-capable implementations
+  std::vector<std::string> long_impls; // implementations measured at long context too
+  std::vector<int> long_positions;     // their extra positions
+  std::vector<int> threads = {1};      // their thread counts (when they honour threads)
   double min_time = 0.1;               // Google Benchmark's --benchmark_min_time (seconds)
   int repetitions = 1;                 // Google Benchmark's --benchmark_repetitions
   // A series stops before a size whose one iteration is predicted to take longer than this

@@ -34,6 +34,7 @@ struct Fixture : ::testing::Test {
     options.shape = "tiny";
     options.tokens = {4, 8, 16};
     options.positions = {4, 16};
+    options.long_impls = {"fake_cached"};
     options.long_positions = {32};
     options.threads = {1, 2};
     options.min_time = 0.001;
@@ -98,7 +99,7 @@ TEST_F(Fixture, WritesEveryPlannedBenchmarkWithExactCounters) {
   EXPECT_DOUBLE_EQ((*d)["qk_dot_products"].get<double>(), 2 * 33);
   EXPECT_DOUBLE_EQ((*d)["threads_used"].get<double>(), 2);
   EXPECT_EQ(find_run(out, "decode_step/fake_naive/threads:1/pos:32"), nullptr)
-      << "long positions are for threads-capable implementations only";
+      << "long positions are for the long_impls only";
 }
 
 TEST_F(Fixture, ContextRecordsModelMachineAndBandwidth) {

@@ -23,7 +23,7 @@ const Target& target(const Analysis& a, const std::string& id) {
 
 bool any_verdict_contains(const Analysis& a, const std::string& text) {
   for (const auto& v : a.verdicts) {
-    if (v.find(text) != std::string::npos) return true;
+    if (v.text.find(text) != std::string::npos) return true;
   }
   return false;
 }
@@ -48,6 +48,7 @@ TEST(Analysis, ExponentsAndRegimeFollowTheOpCountModel) {
   EXPECT_GT(cached->quadratic_from, 1024 / 1.5);
   EXPECT_LT(cached->quadratic_from, 1024 * 1.5);
   EXPECT_TRUE(any_verdict_contains(a, "naive: total generation time grows as T^2"));
+  EXPECT_TRUE(any_verdict_contains(a, "cpu_cached: linear while the projections dominate"));
   EXPECT_TRUE(any_verdict_contains(a, "no longer linear from T ~"));
   // decode step: the model's crossing of projections and attention is t = 511 for MHA.
   EXPECT_EQ(a.predicted_decode_crossover, 511);

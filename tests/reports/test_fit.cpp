@@ -113,3 +113,29 @@ TEST(LocalExponents, ExactPowerLaw) {
 
 }  // namespace
 }  // namespace kvbench::reports
+
+namespace kvbench::reports {
+namespace {
+
+TEST(LineFit, RelativeFitWeighsSmallAndLargeSizesAlike) {
+  // y = 50 + 0.1 x exactly at x spanning 16..32768: both fits are exact.
+  std::vector<double> x, y;
+  for (double v = 16; v <= 32768; v *= 2) {
+    x.push_back(v);
+    y.push_back(50 + 0.1 * v);
+  }
+  const LineFit r = fit_line_relative(x, y);
+  EXPECT_NEAR(r.intercept, 50, 1e-9);
+  EXPECT_NEAR(r.slope, 0.1, 1e-12);
+  EXPECT_NEAR(r.r2, 1, 1e-12);
+  // 10% noise on the largest point only (+333 on 3327): the plain fit, which follows the
+  // largest y, drops its intercept to 31.5 (-37%); the relative fit, where that point weighs
+  // 1/3327^2, keeps it at 49.7 (-0.6%). (Figures from numpy.linalg.lstsq on the same data.)
+  y.back() *= 1.1;
+  EXPECT_NEAR(fit_line(x, y).intercept, 31.534, 0.01);
+  EXPECT_NEAR(fit_line_relative(x, y).intercept, 49.707, 0.01);
+  EXPECT_THROW(fit_line_relative({1, 2}, {1, 0}), Error);
+}
+
+}  // namespace
+}  // namespace kvbench::reports
