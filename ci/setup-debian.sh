@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           libtorch-dev librapidcheck-dev libbenchmark-dev libbenchmark-tools libgtest-dev
-          nlohmann-json3-dev libcli11-dev gnuplot-nox valgrind)
+          nlohmann-json3-dev libcli11-dev gnuplot-nox valgrind
+          python3-scipy python3-numpy)  # compare.py (libbenchmark-tools) imports them
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -130,6 +130,9 @@ class PlotWriter {
   }
 
   std::string data_path(const std::string& name) const { return data_dir_ + "/" + name + ".dat"; }
+  // Scripts name their data relative to DIR/data (gnuplot runs there), so that a report
+  // directory can be moved and its plots redrawn by hand.
+  static std::string data_ref(const std::string& name) { return name + ".dat"; }
 
   void write_data(const std::string& name, const std::string& header,
                   const std::vector<std::vector<double>>& rows) {
@@ -151,7 +154,11 @@ class PlotWriter {
     p.svg = dir_ + "/" + name + ".svg";
     p.png = dir_ + "/" + name + ".png";
     script_.str("");
-    script_ << kPreamble;
+    script_ << "# " << title << ", drawn by kvbench report. To redraw by hand:\n"
+            << "#   cd DIR/data && gnuplot -e \"set terminal pngcairo size 1500,960 font ',19'; "
+            << "set output '../" << name << ".png'; keyfont=',16'; labelfont=',14'\" " << name
+            << ".gp\n"
+            << kPreamble;
     return p;
   }
 
@@ -189,16 +196,19 @@ class PlotWriter {
       const std::string wrapper = data_dir_ + "/" + p.name + "." + o.ext + ".gp";
       {
         std::ofstream w(wrapper);
-        w << "set terminal " << o.terminal << "\nset output '" << o.out << "'\nload '" << body
-          << "'\nunset output\n";
+        w << "set terminal " << o.terminal << "\nset output '" << o.out << "'\ncd '"
+          << data_dir_ << "'\nload '" << p.name << ".gp'\nunset output\n";
       }
       const std::string log = data_dir_ + "/" + p.name + "." + o.ext + ".log";
       const int rc = run_gnuplot(wrapper, log);
       if (rc == 127) require_gnuplot();
       require(rc == 0, "report: gnuplot failed drawing ", p.name, ".", o.ext, " (exit ", rc,
-              "): ", read_text(log));
+              "): ", read_text(log), " (script ", body, ")");
       require(fs::exists(o.out) && fs::file_size(o.out) > 0, "report: gnuplot wrote no ", o.out,
               ": ", read_text(log));
+      // Kept only when gnuplot failed; the body script and data stay for redrawing.
+      fs::remove(wrapper);
+      fs::remove(log);
     }
   }
 
@@ -226,16 +236,16 @@ class PlotWriter {
         title += " (b = " + fixed(s.time_fit->exponent, 2) + ", R² = " + fixed(s.time_fit->r2, 3) + ")";
       }
       const std::string c = palette_.color(s.impl);
-      curves.push_back("'" + data_path(name) + "' using 1:2 with points pt 7 ps 1.1 lc " + c +
+      curves.push_back("'" + data_ref(name) + "' using 1:2 with points pt 7 ps 1.1 lc " + c +
                        " title \"" + title_safe(title) + "\"");
       if (s.time_fit) {
-        curves.push_back("'" + data_path(name) + "' using 1:3 with lines lw 2 lc " + c + " notitle");
+        curves.push_back("'" + data_ref(name) + "' using 1:3 with lines lw 2 lc " + c + " notitle");
       }
       if (!s.local.empty()) {
         std::vector<std::vector<double>> lrows;
         for (const auto& l : s.local) lrows.push_back({std::sqrt(l.x_from * l.x_to), l.exponent});
         write_data("local_" + file_safe(s.impl), "T_geometric_middle local_exponent", lrows);
-        locals.push_back("'" + data_path("local_" + file_safe(s.impl)) +
+        locals.push_back("'" + data_ref("local_" + file_safe(s.impl)) +
                          "' using 1:2 with linespoints pt 7 lw 2 lc " + c + " title \"" +
                          title_safe(s.impl) + "\"");
       }
@@ -252,9 +262,9 @@ class PlotWriter {
     const double g0 = y0 / 4;
     write_data("guides", "T slope_1 slope_2",
                {{t0, g0, g0}, {t1, g0 * (t1 / t0), g0 * (t1 / t0) * (t1 / t0)}});
-    curves.push_back("'" + data_path("guides") +
+    curves.push_back("'" + data_ref("guides") +
                      "' using 1:2 with lines dt 2 lw 1.5 lc rgb '#888888' title \"∝ T\"");
-    curves.push_back("'" + data_path("guides") +
+    curves.push_back("'" + data_ref("guides") +
                      "' using 1:3 with lines dt 3 lw 1.5 lc rgb '#888888' title \"∝ T²\"");
     script_ << "set multiplot title 'Total generation time against T (log-log)'\n"
             << "set size 1,0.64\nset origin 0,0.34\nset lmargin 12\nset rmargin 4\n"
@@ -306,11 +316,11 @@ class PlotWriter {
       const std::string title = s.impl + (d_.decode_threads(s.impl).size() > 1
                                               ? threads_text(s.threads)
                                               : "");
-      curves.push_back("'" + data_path(name) + "' using 1:2 with linespoints pt " +
+      curves.push_back("'" + data_ref(name) + "' using 1:2 with linespoints pt " +
                        std::to_string(s.threads == 1 ? 7 : 5) + " lw 2 dt " + std::to_string(dash) +
                        " lc " + c + " title \"" + title_safe(title) + "\"");
       if (s.line) {
-        curves.push_back("'" + data_path(name) + "' using 1:3 with lines dt 2 lw 1 lc " + c +
+        curves.push_back("'" + data_ref(name) + "' using 1:3 with lines dt 2 lw 1 lc " + c +
                          " notitle");
       }
       lo = lo == 0 ? s.sizes.front() : std::min(lo, s.sizes.front());
@@ -354,7 +364,7 @@ class PlotWriter {
       for (const auto& pt : sp.points) rows.push_back({pt.tokens, pt.measured, pt.analytic});
       write_data(name, "T measured_ratio analytic_ratio", rows);
       const std::string c = palette_.color(sp.cached);
-      curves.push_back("'" + data_path(name) + "' using 1:2 with linespoints pt 7 lw 2 lc " + c +
+      curves.push_back("'" + data_ref(name) + "' using 1:2 with linespoints pt 7 lw 2 lc " + c +
                        " title \"" + title_safe(sp.baseline + " / " + sp.cached + " measured") +
                        "\"");
       // Caches with the same op counts share one analytic line.
@@ -362,7 +372,7 @@ class PlotWriter {
       for (const auto& other : analytic_drawn) drawn = drawn || same_ratios(*other, sp);
       if (!drawn) {
         analytic_drawn.push_back(&sp);
-        curves.push_back("'" + data_path(name) + "' using 1:3 with lines dt 2 lw 2 lc " +
+        curves.push_back("'" + data_ref(name) + "' using 1:3 with lines dt 2 lw 2 lc " +
                          (a_.speedups.size() > 1 ? std::string("rgb '#000000'") : c) +
                          " title \"" + title_safe(sp.baseline + " / cache, analytic (op counts)") +
                          "\"");
@@ -401,7 +411,7 @@ class PlotWriter {
       }
       if (rows.empty()) continue;
       write_data("memory_" + file_safe(impl), "T bytes_held", rows);
-      curves.push_back("'" + data_path("memory_" + file_safe(impl)) +
+      curves.push_back("'" + data_ref("memory_" + file_safe(impl)) +
                        "' using 1:2 with points pt 7 ps 1.2 lc " + palette_.color(impl) +
                        " title \"" + title_safe(impl) + "\"");
       lo = lo == 0 ? rows.front()[0] : std::min(lo, rows.front()[0]);
@@ -413,7 +423,7 @@ class PlotWriter {
     } else {
       const double per_token = static_cast<double>(a_.config.kv_bytes_per_token());
       write_data("memory_formula", "T 2*L*H_kv*d*T*sizeof", {{lo, per_token * lo}, {hi, per_token * hi}});
-      curves.push_back("'" + data_path("memory_formula") +
+      curves.push_back("'" + data_ref("memory_formula") +
                        "' using 1:2 with lines lw 2 lc rgb '#000000' title \"2 L H_kv d T × " +
                        std::to_string(dtype_size(a_.config.dtype)) + " B\"");
       script_ << "set title 'Bytes held against T (log-log)'\n"
@@ -453,7 +463,7 @@ class PlotWriter {
                                 (d_.decode_threads(entry.first.first).size() > 1
                                      ? threads_text(entry.first.second)
                                      : "");
-      curves.push_back("'" + data_path(name) + "' using 1:2 with linespoints pt " +
+      curves.push_back("'" + data_ref(name) + "' using 1:2 with linespoints pt " +
                        std::string(entry.first.second == 1 ? "7" : "5") + " lw 2 dt " +
                        std::string(entry.first.second == 1 ? "1" : "4") + " lc " +
                        palette_.color(entry.first.first) + " title \"" + title_safe(title) + "\"");
