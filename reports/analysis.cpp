@@ -345,15 +345,14 @@ class Analyzer {
   void generation_verdicts() {
     for (const auto& s : a_.generation) {
       if (!s.time_fit) continue;
-      std::string v = s.impl + ": total generation time grows as " +
-                      growth_law(s.time_fit->exponent) + " (fit b = " +
+      std::string v = s.impl + ": total generation time " + grows(s.time_fit->exponent) +
+                      " (fit b = " +
                       fixed(s.time_fit->exponent, 2) + ", R^2 = " + fixed(s.time_fit->r2, 3) +
                       ", T = " + range_text(s.sizes) + ")";
       if (s.projection_fit && s.dots_fit) {
-        v += "; its K/V projection rows grow as " + growth_law(s.projection_fit->exponent) +
-             " (b = " + fixed(s.projection_fit->exponent, 2) + ") and its query-key dot " +
-             "products as " + growth_law(s.dots_fit->exponent) + " (b = " +
-             fixed(s.dots_fit->exponent, 2) + ")";
+        v += "; its K/V projection rows " + grows(s.projection_fit->exponent) + " (b = " +
+             fixed(s.projection_fit->exponent, 2) + ") and its query-key dot products " +
+             grows(s.dots_fit->exponent) + " (b = " + fixed(s.dots_fit->exponent, 2) + ")";
       }
       v += ". Local exponent " + fixed(s.local.front().exponent, 2) + " at T " +
            sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) + ", " +
@@ -434,23 +433,37 @@ class Analyzer {
   }
 
   void bandwidth_verdicts() {
-    // Per series, the position with the highest K/V read rate.
-    for (const auto& s : a_.decode) {
-      const BandwidthPoint* best = nullptr;
-      for (const auto& p : a_.bandwidth) {
-        if (p.impl == s.impl && p.threads == s.threads &&
-            (!best || p.bytes_per_second > best->bytes_per_second)) {
-          best = &p;
-        }
+    // Per series: the rate at the longest context (where the K/V is most likely to stream
+    // from memory) and the highest rate (often a K/V that fits in cache), each against both
+    // bandwidths and placed relative to the last-level cache.
+    auto where = [&](const BandwidthPoint& p) {
+      std::string w = "t = " + sig(p.position) + ", " + bytes_text(p.kv_bytes) + " of K/V read";
+      if (a_.llc_bytes > 0) {
+        w += p.kv_bytes > a_.llc_bytes ? ", " + sig(p.kv_bytes / a_.llc_bytes) + "x the LLC"
+                                       : ", within the LLC";
       }
-      if (!best || best->kv_bytes <= 0) continue;
-      std::string v = s.series + ": reads K/V at up to " + rate_text(best->bytes_per_second) +
-                      " (t = " + sig(best->position) + ")";
-      if (a_.read_bandwidth > 0) {
-        v += ", " + percent(best->of_read) + " of the read-only bandwidth (" +
-             rate_text(a_.read_bandwidth) + ", bytes read) and " + percent(best->of_copy) +
+      return w;
+    };
+    auto fractions = [&](const BandwidthPoint& p) {
+      if (a_.read_bandwidth <= 0) return std::string();
+      return " = " + percent(p.of_read) + " of the read-only bandwidth (" +
+             rate_text(a_.read_bandwidth) + ", bytes read) and " + percent(p.of_copy) +
              " of the copy bandwidth (" + rate_text(a_.copy_bandwidth) +
              ", bytes read + written)";
+    };
+    for (const auto& s : a_.decode) {
+      const BandwidthPoint *best = nullptr, *longest = nullptr;
+      for (const auto& p : a_.bandwidth) {
+        if (p.impl != s.impl || p.threads != s.threads || p.kv_bytes <= 0) continue;
+        if (!best || p.bytes_per_second > best->bytes_per_second) best = &p;
+        if (!longest || p.position > longest->position) longest = &p;
+      }
+      if (!best) continue;
+      std::string v = s.series + ": reads K/V at " + rate_text(longest->bytes_per_second) +
+                      " at its longest context (" + where(*longest) + ")" + fractions(*longest);
+      if (best != longest) {
+        v += "; fastest " + rate_text(best->bytes_per_second) + " (" + where(*best) + ")" +
+             fractions(*best);
       }
       say(kBandwidth, v + ".");
     }
@@ -518,6 +531,11 @@ json series_json(const SeriesAnalysis& s) {
 }
 
 }  // namespace
+
+std::string grows(double exponent) {
+  const std::string law = growth_law(exponent);
+  return law == "T" || law == "T^2" ? "grows as " + law : "grows " + law;
+}
 
 std::string growth_law(double exponent) {
   if (exponent < 1.25) return "T";

@@ -134,7 +134,12 @@ std::vector<GlanceRow> glance(const Analysis& a) {
                         : "—";
     r.local = fixed(s.local.front().exponent, 2) + " → " + fixed(s.local.back().exponent, 2) +
               " (T " + sig(s.sizes.front()) + " → " + sig(s.sizes.back()) + ")";
-    r.quadratic_from = s.quadratic_from > 0 ? "T ≈ " + sig(s.quadratic_from) : "—";
+    if (!s.local.empty() && s.local.front().exponent >= 1.5) {
+      r.quadratic_from = "already at the first pair (T " + sig(s.local.front().x_from) + "→" +
+                         sig(s.local.front().x_to) + ")";
+    } else {
+      r.quadratic_from = s.quadratic_from > 0 ? "T ≈ " + sig(s.quadratic_from) : "not reached";
+    }
     if (!s.flops_per_second.empty() && s.flops_per_second.front() > 0) {
       r.rate = sig(s.flops_per_second.front() / 1e9) + " → " +
                sig(s.flops_per_second.back() / 1e9);
@@ -245,6 +250,7 @@ std::string render_html(const BenchData& d, const Analysis& a, const std::vector
     << "table{border-collapse:collapse;margin:.8em 0;font-size:.92em;width:100%}\n"
     << "th,td{border:1px solid #ddd;padding:.35em .55em;text-align:left;vertical-align:top}\n"
     << "th{background:#f4f4f4}\n"
+    << ".met,.notmet,.none{white-space:nowrap}\n"
     << ".met{color:#fff;background:#2e7d32;font-weight:bold;padding:.1em .5em;border-radius:3px}\n"
     << ".notmet{color:#fff;background:#c62828;font-weight:bold;padding:.1em .5em;border-radius:3px}\n"
     << ".none{color:#fff;background:#757575;padding:.1em .5em;border-radius:3px}\n"
