@@ -5,7 +5,12 @@ set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
           libtorch-dev librapidcheck-dev libbenchmark-dev libbenchmark-tools libgtest-dev
           nlohmann-json3-dev libcli11-dev gnuplot-nox valgrind
-          python3-scipy python3-numpy)  # compare.py (libbenchmark-tools) imports them
+          # An optimized BLAS for LibTorch: Debian's libtorch links the netlib reference BLAS
+          # otherwise, which would make the torch_* peers (and the reference) 4-6x slower than
+          # a user's PyTorch. The OpenMP build honours at::set_num_threads.
+          libopenblas0-openmp
+          # compare.py (libbenchmark-tools) imports them.
+          python3-scipy python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,6 +14,7 @@
 // arrives, so steady-state decoding allocates nothing.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstddef>
@@ -28,6 +29,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "harness/error.h"
 #include "impls/impls.h"
 
@@ -41,30 +46,50 @@ struct FreeDeleter {
 };
 using AlignedFloats = std::unique_ptr<float[], FreeDeleter>;
 
+// Blocks of at least this size are aligned to it and, on Linux, asked to be backed by
+// transparent huge pages: a long K/V stream then takes one TLB miss per 2 MiB, not per
+// 4 KiB (where THP is in "madvise" mode, as on Debian, nothing else turns it on).
+constexpr std::size_t kHugePage = std::size_t{2} << 20;
+
+// RETURNS: the bytes allocate_floats(n) allocates.
+std::size_t allocation_bytes(std::size_t n) {
+  const std::size_t align = n * sizeof(float) >= kHugePage ? kHugePage : 64;
+  return std::max(align, (n * sizeof(float) + align - 1) / align * align);
+}
+
 // RETURNS: n floats, 64-byte aligned, uninitialized (large blocks are mapped lazily by the
 // OS, so capacity that is never written costs address space only).
 AlignedFloats allocate_floats(std::size_t n) {
-  constexpr std::size_t kAlign = 64;
-  const std::size_t bytes = std::max(kAlign, (n * sizeof(float) + kAlign - 1) / kAlign * kAlign);
-  void* p = std::aligned_alloc(kAlign, bytes);
+  const std::size_t bytes = allocation_bytes(n);
+  const std::size_t align = bytes >= kHugePage ? kHugePage : 64;
+  void* p = std::aligned_alloc(align, bytes);
   if (p == nullptr) fail("cpu_cached: cannot allocate ", bytes, " bytes for a sequence");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (bytes >= kHugePage) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
+#endif
   return AlignedFloats(static_cast<float*>(p));
 }
 
 // ---- a small persistent thread pool ----------------------------------------------------
 
 // `threads - 1` workers plus the calling thread share each run(); items are claimed one at
-// a time from an atomic counter, so uneven items balance themselves. Workers sleep on a
-// condition variable between runs (no spinning: the machines this runs on are shared).
+// a time from an atomic counter, so uneven items balance themselves. A decode step is a
+// few runs microseconds apart, so after a run the workers poll for up to kSpin before
+// sleeping on a condition variable: handing a run to a polling worker is cheaper than
+// waking a sleeping one (measured: 2 threads took 40 us for a step that 1 thread did in
+// 20 us, when every run woke the workers from sleep). Polling yields the core at each
+// turn, never pause-spins: on a shared machine a spinning thread took the core that the
+// thread with the work needed (2 threads became 5x slower than 1 at load 6 on 2 cores).
 class WorkerPool {
  public:
   explicit WorkerPool(int threads) {
     for (int w = 0; w + 1 < threads; ++w) workers_.emplace_back([this, w] { work(w); });
   }
   ~WorkerPool() {
+    stop_.store(true, std::memory_order_relaxed);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      generation_.fetch_add(1, std::memory_order_release);  // publishes stop_
     }
     wake_.notify_all();
     for (std::thread& t : workers_) t.join();
@@ -75,67 +100,78 @@ class WorkerPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Calls fn(item, thread) for every item in [0, n), thread in [0, size()), and returns
-  // when all calls have returned. fn must not throw.
+  // when all calls have returned; on the calling thread alone when !parallel (work too
+  // small to pay for the hand-off). fn must not throw.
   template <typename Fn>
-  void run(int n, Fn& fn) {
-    run_erased(n, [](void* f, int item, int thread) { (*static_cast<Fn*>(f))(item, thread); },
-               &fn);
+  void run(int n, Fn& fn, bool parallel = true) {
+    run_erased(
+        n, [](void* f, int item, int thread) { (*static_cast<Fn*>(f))(item, thread); }, &fn,
+        parallel);
   }
 
  private:
   using Call = void (*)(void*, int, int);
+  static constexpr std::chrono::microseconds kSpin{50};
 
-  void run_erased(int n, Call call, void* ctx) {
-    if (workers_.empty() || n <= 1) {
+  void run_erased(int n, Call call, void* ctx, bool parallel) {
+    if (workers_.empty() || n <= 1 || !parallel) {
       for (int i = 0; i < n; ++i) call(ctx, i, 0);
       return;
     }
+    // No worker is inside a run here (the last one ended with busy_ == 0), so the fields
+    // can be written; the release on generation_ publishes them.
+    call_ = call;
+    ctx_ = ctx;
+    items_ = n;
+    next_.store(0, std::memory_order_relaxed);
+    busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      call_ = call;
-      ctx_ = ctx;
-      items_ = n;
-      next_.store(0, std::memory_order_relaxed);
-      busy_ = static_cast<int>(workers_.size());
-      ++generation_;
+      std::lock_guard<std::mutex> lock(mu_);  // so a worker about to sleep cannot miss it
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     drain(size() - 1);  // the caller is the last thread
-    std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return busy_ == 0; });
+    // The workers finish their last items about when the caller does.
+    while (busy_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   }
 
   void drain(int thread) {
     for (int i = next_.fetch_add(1); i < items_; i = next_.fetch_add(1)) call_(ctx_, i, thread);
   }
 
+  // RETURNS: once generation_ differs from `seen`: polling for kSpin, then asleep.
+  std::uint64_t wait_for_run(std::uint64_t seen) {
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    do {
+      const std::uint64_t now = generation_.load(std::memory_order_acquire);
+      if (now != seen) return now;
+      std::this_thread::yield();
+    } while (std::chrono::steady_clock::now() < until);
+    std::unique_lock<std::mutex> lock(mu_);
+    wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+    return generation_.load(std::memory_order_acquire);
+  }
+
   void work(int thread) {
-    std::uint64_t seen = 0;
-    for (;;) {
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
-      }
+    for (std::uint64_t seen = 0;;) {
+      seen = wait_for_run(seen);
+      if (stop_.load(std::memory_order_relaxed)) return;
       drain(thread);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--busy_ == 0) done_.notify_one();
+      busy_.fetch_sub(1, std::memory_order_release);
     }
   }
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_;  // a new run, or stop
-  std::condition_variable done_;  // the last worker finished the run
-  // The current run; written under mu_ before generation_ moves, read by workers after.
+  // The current run; written by the caller before generation_ moves, read by workers after.
   Call call_ = nullptr;
   void* ctx_ = nullptr;
   int items_ = 0;
   std::atomic<int> next_{0};
-  int busy_ = 0;
-  std::uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<int> busy_{0};  // workers still inside the current run
+  std::atomic<std::uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // ---- kernels --------------------------------------------------------------------------
@@ -297,6 +333,29 @@ KVBENCH_INLINE void axpy4(float* acc, const float* v0, const float* v1, const fl
   for (; e < n; ++e) acc[e] = acc[e] + p0 * v0[e] + p1 * v1[e] + p2 * v2[e] + p3 * v3[e];
 }
 
+// acc_i[e] += p_i * v[e] for four accumulators acc_i = acc + i * stride: v read once.
+KVBENCH_INLINE void axpy_to4(float* acc, int stride, const float* v, float p0, float p1, float p2,
+                             float p3, int n) {
+  float* a0 = acc;
+  float* a1 = acc + stride;
+  float* a2 = acc + 2 * static_cast<std::size_t>(stride);
+  float* a3 = acc + 3 * static_cast<std::size_t>(stride);
+  int e = 0;
+  for (; e + kWidth <= n; e += kWidth) {
+    const vfloat ve = load(v + e);
+    store(a0 + e, load(a0 + e) + p0 * ve);
+    store(a1 + e, load(a1 + e) + p1 * ve);
+    store(a2 + e, load(a2 + e) + p2 * ve);
+    store(a3 + e, load(a3 + e) + p3 * ve);
+  }
+  for (; e < n; ++e) {
+    a0[e] += p0 * v[e];
+    a1[e] += p1 * v[e];
+    a2[e] += p2 * v[e];
+    a3[e] += p3 * v[e];
+  }
+}
+
 #pragma GCC diagnostic pop
 
 // Y[i * y_stride + r] (+)= W[r] . X[i * x_stride], rows r in [r0, r1), i < n.
@@ -409,6 +468,41 @@ KVBENCH_INLINE void accumulate_tile(const float* p, const float* vt, int n, int 
   for (; j < n; ++j) axpy(acc, vt + static_cast<std::size_t>(j) * d, p[j], d);
 }
 
+// p_i[j] = q_i . k_j for four queries q_i = q + i * d and the n rows k_j of kt [n, d]:
+// each K row is loaded once for the four. p_i starts at p + i * p_stride.
+KVBENCH_INLINE void score_tile_4q(const float* q, const float* kt, int n, int d, int p_stride,
+                                  float* p) {
+  for (int j = 0; j < n; ++j) {
+    float out[4];
+    dot4(kt + static_cast<std::size_t>(j) * d, q, q + d, q + 2 * d, q + 3 * d, d, out);
+    for (int i = 0; i < 4; ++i) p[static_cast<std::size_t>(i) * p_stride + j] = out[i];
+  }
+}
+
+// acc_i += sum_j p_i[j] v_j for four accumulators acc_i = acc + i * d (p_i as above): each
+// V row is loaded once for the four.
+KVBENCH_INLINE void accumulate_tile_4q(const float* p, int p_stride, const float* vt, int n,
+                                       int d, float* acc) {
+  for (int j = 0; j < n; ++j) {
+    const float* v = vt + static_cast<std::size_t>(j) * d;
+    axpy_to4(acc, d, v, p[j], p[p_stride + j], p[2 * p_stride + j], p[3 * p_stride + j], d);
+  }
+}
+
+// Online softmax: folds one tile's scores p [n] into the running (m, l, acc [d]) of one
+// query. Leaves p[j] = exp(score_j - m_new), the weights of the tile's V rows.
+KVBENCH_INLINE void add_tile_to_softmax(float* p, int n, int d, float& m, float& l, float* acc) {
+  const float m_new = std::max(m, max_of(p, n));
+  const float correction = exp_nonpositive(m - m_new);  // rescales what the old max weighted
+  for (int j = 0; j < n; ++j) p[j] -= m_new;
+  exp_nonpositive(p, n);
+  l = l * correction + sum(p, n);
+  m = m_new;
+  if (correction != 1.0f) {
+    for (int e = 0; e < d; ++e) acc[e] *= correction;
+  }
+}
+
 // Runs `item`: gathers its queries from Q (row i at Q + i * q_stride, H*d floats), streams
 // the K/V tiles once for all of them, and leaves the unnormalized state (m, l, acc) for its
 // rows * G queries in `s`.
@@ -433,26 +527,33 @@ KVBENCH_HOT void attend(const AttnShape& a, const AttnItem& item, const float* Q
     const int j1 = std::min(j0 + tile, item.key_end);
     const float* kt = item.k + static_cast<std::size_t>(j0) * d;
     const float* vt = item.v + static_cast<std::size_t>(j0) * d;
-    for (int r = 0; r < nq; ++r) {
+    for (int r = 0; r < nq;) {
       // Query r (row r / G) sees keys < limit; in this tile, the first `valid` of them.
       const int limit = item.pos0 + r / G + 1;
       const int valid = std::min(j1, limit) - j0;
-      if (valid <= 0) continue;
-      const float* q = s.q.data() + static_cast<std::size_t>(r) * d;
-      float* p = s.scores.data() + static_cast<std::size_t>(r) * tile;
-      score_tile(q, kt, valid, d, blocked, p);
-      // Online softmax: rescale what was accumulated under the old max, add this tile.
-      const float m_new = std::max(s.m[r], max_of(p, valid));
-      const float correction = exp_nonpositive(s.m[r] - m_new);
-      for (int j = 0; j < valid; ++j) p[j] -= m_new;
-      exp_nonpositive(p, valid);
-      s.l[r] = s.l[r] * correction + sum(p, valid);
-      s.m[r] = m_new;
-      float* acc = s.acc.data() + static_cast<std::size_t>(r) * d;
-      if (correction != 1.0f) {
-        for (int e = 0; e < d; ++e) acc[e] *= correction;
+      // Four query heads of one row (of one GQA group) read each K and V row once for all
+      // four, unless a prefill block already shares the tile between its rows.
+      const int width = !blocked && r + 4 <= nq && r / G == (r + 3) / G ? 4 : 1;
+      if (valid > 0) {
+        const float* q = s.q.data() + static_cast<std::size_t>(r) * d;
+        float* p = s.scores.data() + static_cast<std::size_t>(r) * tile;  // [width, tile]
+        float* acc = s.acc.data() + static_cast<std::size_t>(r) * d;       // [width, d]
+        if (width == 4) {
+          score_tile_4q(q, kt, valid, d, tile, p);
+        } else {
+          score_tile(q, kt, valid, d, blocked, p);
+        }
+        for (int i = 0; i < width; ++i) {
+          add_tile_to_softmax(p + static_cast<std::size_t>(i) * tile, valid, d, s.m[r + i],
+                              s.l[r + i], acc + static_cast<std::size_t>(i) * d);
+        }
+        if (width == 4) {
+          accumulate_tile_4q(p, tile, vt, valid, d, acc);
+        } else {
+          accumulate_tile(p, vt, valid, d, blocked, acc);
+        }
       }
-      accumulate_tile(p, vt, valid, d, blocked, acc);
+      r += width;
     }
   }
 }
@@ -522,12 +623,16 @@ class CpuCachedCache final : public KvCache {
     int length = 0;
   };
 
-  // A block of weight rows one projection work item computes.
-  struct ProjItem {
-    const float* w;   // [rows, cols] the whole matrix
-    int cols;
-    int r0, r1;       // rows [r0, r1)
-    int out_offset;   // column of the output buffer where row 0 lands
+  // One layer's weights, repacked at construction into huge-page-backed blocks (the
+  // weights are the biggest stream of a decode step for wide models).
+  struct LayerPack {
+    AlignedFloats wqkv;  // [H*d + 2*H_kv*d, d_model]: W_q, W_k, W_v stacked
+    AlignedFloats wo;    // [d_model, H*d]
+  };
+
+  // Rows [r0, r1) of a weight matrix: one projection work item.
+  struct RowBlock {
+    int r0, r1;
   };
 
   void do_create(SeqId id) override;
@@ -562,21 +667,31 @@ class CpuCachedCache final : public KvCache {
   void run_step(int n);
   void write_kv(int layer, int n);
   void plan_attention(int layer, int n);
-  // Keys per chunk when decode rows are split across threads (0: no split).
-  int split_chunk(int n) const;
-  // Splits W [rows, cols] into blocks of rows small enough to stay in L2 while each block
-  // is applied to every row of a step.
-  static void add_proj_items(std::vector<ProjItem>& items, const float* w, int rows, int cols,
-                             int out_offset);
+  // Most keys per chunk when decode rows are split across threads (0: no split).
+  int split_target(int n) const;
+  // Whether applying weights of `bytes` to n rows is worth handing to the pool.
+  static bool worth_threads(std::uint64_t bytes, int n) {
+    return bytes * static_cast<std::uint64_t>((n + 3) / 4) >= kMinParallelBytes;
+  }
+  // A phase that streams less than this (~10 us at 25 GB/s) runs on the calling thread:
+  // splitting it would save less than the hand-off costs.
+  static constexpr std::uint64_t kMinParallelBytes = 256 * 1024;
+  // Splits a matrix [rows, cols] into blocks of rows small enough to stay in L2 while
+  // each block is applied to every row of a step.
+  static std::vector<RowBlock> row_blocks(int rows, int cols, int threads);
 
   AttnShape shape_;
   WorkerPool pool_;
+  std::uint64_t qkv_work_ = 0;        // bytes of [W_q; W_k; W_v] of one layer
+  std::uint64_t out_work_ = 0;        // bytes of W_o of one layer
+  std::uint64_t attention_work_ = 0;  // bytes of K/V this layer's attention reads
   int prefill_block_;  // rows of one sequence that share a pass over its K/V in a prefill
   std::map<SeqId, Sequence> seqs_;
 
   // Work lists that depend on the weights only, per layer.
-  std::vector<std::vector<ProjItem>> qkv_items_;  // [L] rows of W_q, W_k, W_v
-  std::vector<std::vector<ProjItem>> out_items_;  // [L] rows of W_o
+  std::vector<LayerPack> packed_;       // [L]
+  std::vector<RowBlock> qkv_blocks_;    // of LayerPack::wqkv
+  std::vector<RowBlock> out_blocks_;    // of LayerPack::wo
 
   // Step scratch, grown to the largest step seen.
   int rows_reserved_ = 0;
@@ -608,26 +723,35 @@ CpuCachedCache::CpuCachedCache(std::shared_ptr<const ModelWeights> model,
   scratch_.resize(static_cast<std::size_t>(pool_.size()));
   for (AttnScratch& s : scratch_) s.reserve(prefill_block_ * shape_.group, c.head_dim, shape_.tile);
 
+  qkv_work_ = static_cast<std::uint64_t>(c.q_width() + 2 * c.kv_width()) * c.d_model * 4u;
+  out_work_ = static_cast<std::uint64_t>(c.d_model) * c.q_width() * 4u;
+  const int qkv_rows = c.q_width() + 2 * c.kv_width();
   for (const LayerWeights& w : weights().layers) {
-    // [W_q; W_k; W_v] land side by side in a qkv_ row: columns [0, H*d + 2*H_kv*d).
-    std::vector<ProjItem> qkv;
-    add_proj_items(qkv, w.wq.data(), c.q_width(), c.d_model, 0);
-    add_proj_items(qkv, w.wk.data(), c.kv_width(), c.d_model, c.q_width());
-    add_proj_items(qkv, w.wv.data(), c.kv_width(), c.d_model, c.q_width() + c.kv_width());
-    qkv_items_.push_back(std::move(qkv));
-    std::vector<ProjItem> out;
-    add_proj_items(out, w.wo.data(), c.d_model, c.q_width(), 0);
-    out_items_.push_back(std::move(out));
+    // [W_q; W_k; W_v] stacked, so one product fills a qkv_ row: q, then k, then v.
+    LayerPack pack;
+    pack.wqkv = allocate_floats(static_cast<std::size_t>(qkv_rows) * c.d_model);
+    float* dst = std::copy(w.wq.begin(), w.wq.end(), pack.wqkv.get());
+    dst = std::copy(w.wk.begin(), w.wk.end(), dst);
+    std::copy(w.wv.begin(), w.wv.end(), dst);
+    pack.wo = allocate_floats(w.wo.size());
+    std::copy(w.wo.begin(), w.wo.end(), pack.wo.get());
+    packed_.push_back(std::move(pack));
   }
+  qkv_blocks_ = row_blocks(qkv_rows, c.d_model, pool_.size());
+  out_blocks_ = row_blocks(c.d_model, c.q_width(), pool_.size());
 }
 
-void CpuCachedCache::add_proj_items(std::vector<ProjItem>& items, const float* w, int rows,
-                                    int cols, int out_offset) {
-  // 64 KiB of weights per block: a few blocks fit in L2 beside the step's input rows.
-  const int block = std::max(1, 16384 / cols);
-  for (int r0 = 0; r0 < rows; r0 += block) {
-    items.push_back(ProjItem{w, cols, r0, std::min(rows, r0 + block), out_offset});
-  }
+std::vector<CpuCachedCache::RowBlock> CpuCachedCache::row_blocks(int rows, int cols,
+                                                                 int threads) {
+  // 256 KiB of weights per block: long sequential runs for a decode step, and still in L2
+  // while a prefill applies the block to all its rows (measured on llama2-7b shapes, 1 and
+  // 2 threads: 64 KiB blocks were 5-15% slower, 1 MiB no better). At least 4 blocks per
+  // thread, so that small matrices still spread.
+  const int per_thread = (rows + 4 * threads - 1) / (4 * threads);
+  const int block = std::max(1, std::min(65536 / cols, per_thread));
+  std::vector<RowBlock> blocks;
+  for (int r0 = 0; r0 < rows; r0 += block) blocks.push_back(RowBlock{r0, std::min(rows, r0 + block)});
+  return blocks;
 }
 
 // ---- sequences ----------------------------------------------------------------------------
@@ -695,7 +819,7 @@ KvCache::Memory CpuCachedCache::memory_in_use() const {
   Memory m;
   for (const auto& entry : seqs_) {
     m.held += per_token * static_cast<std::uint64_t>(entry.second.length);
-    m.reserved += sequence_floats() * sizeof(float);
+    m.reserved += allocation_bytes(sequence_floats());
   }
   return m;
 }
@@ -711,7 +835,7 @@ void CpuCachedCache::reserve_rows(int n) {
   o_.resize(rows * c.q_width());
   rows_.resize(rows);
   pos_.resize(rows);
-  // One item per (row, KV head), plus the chunks of split rows: split_chunk() makes chunks
+  // One item per (row, KV head), plus the chunks of split rows: split_target() makes chunks
   // of >= 1/(4 * threads) of all keys, so splitting adds at most 4 * threads items.
   items_.reserve(rows * c.kv_heads + 4u * static_cast<std::size_t>(pool_.size()));
   merges_.reserve(rows * c.kv_heads);
@@ -754,13 +878,13 @@ void CpuCachedCache::run_step(int n) {
   for (int i = 0; i < n; ++i) keys += static_cast<std::uint64_t>(pos_[i]) + 1;
 
   for (int l = 0; l < c.layers; ++l) {
-    const std::vector<ProjItem>& qkv_items = qkv_items_[static_cast<std::size_t>(l)];
+    const LayerPack& w = packed_[static_cast<std::size_t>(l)];
     auto project_qkv = [&](int i, int) {
-      const ProjItem& it = qkv_items[static_cast<std::size_t>(i)];
-      project_rows(it.w, it.cols, it.r0, it.r1, x_.data(), c.d_model, n,
-                   qkv_.data() + it.out_offset, qkv_width, false);
+      const RowBlock& b = qkv_blocks_[static_cast<std::size_t>(i)];
+      project_rows(w.wqkv.get(), c.d_model, b.r0, b.r1, x_.data(), c.d_model, n, qkv_.data(),
+                   qkv_width, false);
     };
-    pool_.run(static_cast<int>(qkv_items.size()), project_qkv);
+    pool_.run(static_cast<int>(qkv_blocks_.size()), project_qkv, worth_threads(qkv_work_, n));
     write_kv(l, n);
     counters().kv_projection_rows += static_cast<std::uint64_t>(n);
 
@@ -775,7 +899,7 @@ void CpuCachedCache::run_step(int n) {
         store_partial(shape_, item, s, partials_.data());
       }
     };
-    pool_.run(static_cast<int>(items_.size()), attend_item);
+    pool_.run(static_cast<int>(items_.size()), attend_item, attention_work_ >= kMinParallelBytes);
     for (const AttnMerge& merge : merges_) {
       merge_partials(shape_, merge, partials_.data(), o_.data());
     }
@@ -786,13 +910,12 @@ void CpuCachedCache::run_step(int n) {
     counters().qk_dot_products += keys * static_cast<std::uint64_t>(c.heads);
 
     // x += W_o o: the residual stream becomes the next layer's input.
-    const std::vector<ProjItem>& out_items = out_items_[static_cast<std::size_t>(l)];
     auto project_out = [&](int i, int) {
-      const ProjItem& it = out_items[static_cast<std::size_t>(i)];
-      project_rows(it.w, it.cols, it.r0, it.r1, o_.data(), c.q_width(), n, x_.data(),
+      const RowBlock& b = out_blocks_[static_cast<std::size_t>(i)];
+      project_rows(w.wo.get(), c.q_width(), b.r0, b.r1, o_.data(), c.q_width(), n, x_.data(),
                    c.d_model, true);
     };
-    pool_.run(static_cast<int>(out_items.size()), project_out);
+    pool_.run(static_cast<int>(out_blocks_.size()), project_out, worth_threads(out_work_, n));
   }
 }
 
@@ -810,26 +933,26 @@ void CpuCachedCache::write_kv(int layer, int n) {
   }
 }
 
-int CpuCachedCache::split_chunk(int n) const {
+int CpuCachedCache::split_target(int n) const {
   const int threads = pool_.size();
-  if (threads == 1) return 0;
-  // Aim at >= 4 items per thread so that dynamic claiming evens out the ends, but keep
-  // chunks long (>= 512 keys) so the merge and the item overhead stay negligible.
   std::uint64_t keys = 0;
   for (int i = 0; i < n; ++i) keys += static_cast<std::uint64_t>(pos_[i]) + 1;
   keys *= static_cast<std::uint64_t>(config().kv_heads);
+  const std::uint64_t bytes = keys * 2u * config().head_dim * sizeof(float);
+  if (threads == 1 || bytes < kMinParallelBytes) return 0;
+  // Aim at >= 4 items per thread so that dynamic claiming evens out the ends, but keep
+  // chunks long (>= 512 keys) so the merge and the item overhead stay negligible.
   const std::uint64_t want = (keys + 4u * threads - 1) / (4u * threads);
-  const std::uint64_t chunk = std::max<std::uint64_t>(512, want);
-  const std::uint64_t tile = static_cast<std::uint64_t>(shape_.tile);
-  return static_cast<int>(std::min<std::uint64_t>((chunk + tile - 1) / tile * tile,
+  return static_cast<int>(std::min<std::uint64_t>(std::max<std::uint64_t>(512, want),
                                                   static_cast<std::uint64_t>(config().capacity)));
 }
 
 void CpuCachedCache::plan_attention(int layer, int n) {
   const ModelConfig& c = config();
-  const int chunk = split_chunk(n);
+  const int target = split_target(n);
   items_.clear();
   merges_.clear();
+  attention_work_ = 0;
   int slots = 0;
   for (int i = 0; i < n;) {
     // A block: consecutive rows of one sequence at consecutive positions (a prefill).
@@ -847,12 +970,15 @@ void CpuCachedCache::plan_attention(int layer, int n) {
       item.pos0 = pos_[i];
       item.k = head_rows(*rows_[i], layer, 0, g);
       item.v = head_rows(*rows_[i], layer, 1, g);
-      if (rows > 1 || chunk == 0 || keys <= chunk) {
+      attention_work_ += static_cast<std::uint64_t>(keys) * rows * 2u * c.head_dim * 4u;
+      if (rows > 1 || target == 0 || keys <= target) {
         item.key_end = keys;
         items_.push_back(item);
         continue;
       }
-      // Split-KV: one decode row's keys in chunks, combined by a merge afterwards.
+      // Split-KV: one decode row's keys in equal chunks (whole tiles), combined by a merge.
+      const int pieces = (keys + target - 1) / target;
+      const int chunk = ((keys + pieces - 1) / pieces + shape_.tile - 1) / shape_.tile * shape_.tile;
       merges_.push_back(AttnMerge{i, g, slots, 0});
       for (int k0 = 0; k0 < keys; k0 += chunk) {
         item.key_begin = k0;

@@ -76,7 +76,9 @@ void TorchKvCache::do_create(SeqId id) {
 void TorchKvCache::do_fork(SeqId parent, SeqId child) {
   c10::InferenceMode inference;
   std::vector<LayerKv> copy;
-  for (const LayerKv& layer : seqs_.at(parent)) copy.push_back(LayerKv{layer.k.clone(), layer.v.clone()});
+  for (const LayerKv& layer : seqs_.at(parent)) {
+    copy.push_back(LayerKv{layer.k.clone(), layer.v.clone()});
+  }
   seqs_[child] = std::move(copy);
 }
 
@@ -86,7 +88,8 @@ KvRows TorchKvCache::do_read_kv(SeqId id, int layer, int kv_head) const {
   KvRows rows;
   rows.length = length(id);
   rows.head_dim = config().head_dim;
-  const std::size_t n = static_cast<std::size_t>(rows.length) * static_cast<std::size_t>(rows.head_dim);
+  const std::size_t n =
+      static_cast<std::size_t>(rows.length) * static_cast<std::size_t>(rows.head_dim);
   rows.k.resize(n);
   rows.v.resize(n);
   if (n == 0) return rows;

@@ -90,7 +90,7 @@ class TorchKvCache : public KvCache {
   at::Tensor attend(const at::Tensor& q, const KvView& kv, int past);
   void use_own_thread_count() const;
 
-  int slots_;
+  int slots_;  // positions per K/V tensor at creation: 0 or capacity
   std::vector<LayerTensors> layers_;  // [L]
   std::map<SeqId, std::vector<LayerKv>> seqs_;
 };

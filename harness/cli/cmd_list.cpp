@@ -14,11 +14,11 @@ void add_list_command(CLI::App& app) {
     Registry& registry = Registry::global();
     for (const auto& path : *plugins) registry.load_plugin(path);
     std::cout << std::left << std::setw(16) << "name" << std::setw(7) << "device"
-              << std::setw(40) << "status" << "description\n";
+              << std::setw(48) << "status" << "description\n";
     for (const ImplInfo* info : registry.all()) {
       const std::string why = info->why_unavailable();
       std::cout << std::left << std::setw(16) << info->name << std::setw(7) << info->device
-                << std::setw(40) << (why.empty() ? "available" : "unavailable: " + why)
+                << std::setw(48) << (why.empty() ? "available" : "unavailable: " + why)
                 << info->description << "\n";
     }
   });

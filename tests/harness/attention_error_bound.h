@@ -9,9 +9,9 @@
 // magnitude of what it produces. Per layer:
 //   q, k, v = W x           gamma(d_model)
 //   s = q.k / sqrt(d)       gamma(d) + 2 gamma(d_model) (the errors of q and k), relative to
-//                           |s|; exp() turns an absolute score error e into a relative weight
-//                           error e, and the normaliser doubles it: 2 (gamma(d) + 2 gamma(d_model)) S
-//                           with S the largest |score|
+//                           |s|; exp() turns an absolute score error e into a relative
+//                           weight error e, and the normaliser doubles it:
+//                           2 (gamma(d) + 2 gamma(d_model)) S, S the largest |score|
 //   o = sum_j p_j v_j       gamma(T) + gamma(d_model) (the error of v)
 //   y = x + W_o o           gamma(H d) + u
 // A layer passes the error of its input on with a gain of at most 2 (1 through the residual,
@@ -38,10 +38,11 @@ inline double gamma(double n, double u) { return n * u / (1.0 - n * u); }
 inline double attention_error_bound(const ModelConfig& c, int tokens, double max_abs_score,
                                     double max_abs_value, double u) {
   const double g_model = gamma(c.d_model, u);
-  const double per_layer = g_model                                              // projections
-                           + 2.0 * (gamma(c.head_dim, u) + 2.0 * g_model) * max_abs_score  // softmax
-                           + gamma(tokens, u) + g_model                         // weighted sum
-                           + gamma(static_cast<double>(c.heads) * c.head_dim, u) + u;  // W_o, residual
+  const double projections = g_model;
+  const double softmax = 2.0 * (gamma(c.head_dim, u) + 2.0 * g_model) * max_abs_score;
+  const double weighted_sum = gamma(tokens, u) + g_model;
+  const double output = gamma(static_cast<double>(c.heads) * c.head_dim, u) + u;  // W_o, residual
+  const double per_layer = projections + softmax + weighted_sum + output;
   const double layers_gain = std::ldexp(1.0, c.layers) - 1.0;
   return per_layer * layers_gain * max_abs_value;
 }

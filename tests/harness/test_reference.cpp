@@ -39,7 +39,9 @@ std::vector<double> mat_vec(const std::vector<float>& w, int rows, int cols,
   std::vector<double> y(static_cast<std::size_t>(rows), 0.0);
   for (int r = 0; r < rows; ++r) {
     double sum = 0;
-    for (int c = 0; c < cols; ++c) sum += static_cast<double>(w[static_cast<std::size_t>(r * cols + c)]) * x[c];
+    for (int c = 0; c < cols; ++c) {
+      sum += static_cast<double>(w[static_cast<std::size_t>(r * cols + c)]) * x[c];
+    }
     y[static_cast<std::size_t>(r)] = sum;
   }
   return y;
@@ -124,7 +126,9 @@ double max_abs(const std::vector<double>& a) {
 double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
   EXPECT_EQ(a.size(), b.size());
   double m = 0;
-  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    m = std::max(m, std::abs(a[i] - b[i]));
+  }
   return m;
 }
 
@@ -214,17 +218,17 @@ TEST(Reference, IsCausal) {
       changed[i] = -changed[i];
     }
     const ReferenceResult later = reference_forward(*weights, changed);
-    const ReferenceResult prefix =
-        reference_forward(*weights, std::vector<float>(inputs.begin(), inputs.begin() + keep * c.d_model));
     const std::size_t n = static_cast<std::size_t>(keep * c.d_model);
+    const ReferenceResult prefix =
+        reference_forward(*weights, std::vector<float>(inputs.begin(), inputs.begin() + n));
     // Same matrix sizes, same order of sums: masked keys contribute exactly exp(-inf) = 0.
     EXPECT_TRUE(std::equal(full.outputs.begin(), full.outputs.begin() + n, later.outputs.begin()))
         << shape.label;
     // A shorter sequence may sum in another order: equal within rounding.
     const double tol = 2 * attention_error_bound(c, T, full.max_abs_score, max_abs(full.outputs),
                                                  kUnitRoundoffF64);
-    EXPECT_LE(max_abs_diff(prefix.outputs, std::vector<double>(full.outputs.begin(), full.outputs.begin() + n)), tol)
-        << shape.label;
+    const std::vector<double> full_prefix(full.outputs.begin(), full.outputs.begin() + n);
+    EXPECT_LE(max_abs_diff(prefix.outputs, full_prefix), tol) << shape.label;
     for (int t = keep; t < T; ++t) {
       double moved = 0;
       for (int r = 0; r < c.d_model; ++r) {
