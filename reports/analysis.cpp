@@ -241,7 +241,8 @@ class Analyzer {
     Target t = make_target(
         "cpu_cached_read_bandwidth",
         "cpu_cached K/V bytes read per second (1 thread) over the machine's single-thread "
-        "read-only streaming bandwidth, once the K/V held exceed the last-level cache",
+        "read-only streaming bandwidth (a vectorized sum over a buffer of the K/V's size, "
+        "larger than the last-level cache), once the K/V exceed the last-level cache",
         ">= 85%", 0.85);
     if (a_.read_bandwidth <= 0 || a_.llc_bytes <= 0) {
       t.detail = "the bench output has no bandwidth or cache size in its context";
@@ -259,11 +260,21 @@ class Analyzer {
         const bool past = factor > 1 ? p.kv_bytes >= factor * a_.llc_bytes
                                      : p.kv_bytes > a_.llc_bytes;
         if (!past) continue;
-        if (!(worst <= p.of_read)) {
-          worst = p.of_read;
+        // A buffer of 2x the LLC still partly hits in it, and so does a K/V of that size:
+        // compare with the sum over the same working set when one was measured.
+        const auto* near = d_.bandwidth_near(p.kv_bytes);
+        const double reference = near ? near->read : a_.read_bandwidth;
+        const double fraction = p.bytes_per_second / reference;
+        if (!(worst <= fraction)) {
+          worst = fraction;
           where = "t = " + sig(p.position) + " (" + bytes_text(p.kv_bytes) + " of K/V read, " +
                   sig(p.kv_bytes / a_.llc_bytes) + "x the LLC): " +
-                  rate_text(p.bytes_per_second) + " of " + rate_text(a_.read_bandwidth);
+                  rate_text(p.bytes_per_second) + " against " + rate_text(reference) +
+                  (near ? " read-only over a " + bytes_text(near->bytes) +
+                              " buffer (the K/V's size; " + percent(p.of_read) + " of the " +
+                              rate_text(a_.read_bandwidth) + " measured over " +
+                              bytes_text(d_.bandwidth_buffer_bytes) + ")"
+                        : " read-only");
         }
       }
       if (std::isfinite(worst)) {

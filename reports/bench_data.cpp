@@ -70,6 +70,17 @@ void read_context(BenchData& d) {
   if (k.contains("bandwidth")) {
     d.read_bandwidth = k["bandwidth"].value("read_bytes_per_second", 0.0);
     d.copy_bandwidth = k["bandwidth"].value("copy_bytes_per_second", 0.0);
+    if (k["bandwidth"].contains("before")) {
+      d.bandwidth_buffer_bytes = k["bandwidth"]["before"].value("buffer_bytes", 0.0);
+    }
+    if (k["bandwidth"].contains("by_size")) {
+      for (const auto& b : k["bandwidth"]["by_size"]) {
+        d.bandwidth_by_size.push_back({b.value("buffer_bytes", 0.0),
+                                       b.value("read_bytes_per_second", 0.0),
+                                       b.value("copy_bytes_per_second", 0.0),
+                                       b.value("matches", "")});
+      }
+    }
   }
   if (k.contains("machine")) d.llc_bytes = k["machine"].value("llc_bytes", 0.0);
 }
@@ -165,6 +176,13 @@ BenchData load_bench(const std::string& path) {
     fail("'", path, "' is not valid JSON: ", e.what());
   }
   return parse_bench(doc, path);
+}
+
+const BenchData::SizedBandwidth* BenchData::bandwidth_near(double bytes) const {
+  for (const auto& b : bandwidth_by_size) {
+    if (b.bytes > 0 && b.read > 0 && b.bytes / bytes < 1.25 && bytes / b.bytes < 1.25) return &b;
+  }
+  return nullptr;
 }
 
 std::vector<const Measurement*> BenchData::series(BenchKind kind, const std::string& impl,

@@ -34,7 +34,16 @@ struct BenchData {
   std::string baseline;      // the no-cache implementation ("naive"), "" when none ran
   double read_bandwidth = 0;  // bytes/s, single thread, read once (0: not measured)
   double copy_bandwidth = 0;  // bytes/s, read + written
+  double bandwidth_buffer_bytes = 0;  // the buffer those two were measured over
   double llc_bytes = 0;
+  // Bandwidths over buffers the size of the K/V at the long positions (bench/runner.h).
+  struct SizedBandwidth {
+    double bytes = 0, read = 0, copy = 0;
+    std::string matches;  // "K/V bytes a decode step reads at t = 32768"
+  };
+  std::vector<SizedBandwidth> bandwidth_by_size;
+  // RETURNS: the sized read bandwidth whose buffer is within 25% of `bytes`, or null.
+  const SizedBandwidth* bandwidth_near(double bytes) const;
   std::vector<Measurement> measurements;  // sorted by kind, impl, threads, size
 
   // RETURNS: the measurements of one series in increasing size.

@@ -443,9 +443,11 @@ class PlotWriter {
                    "divided by the step's time. Horizontal lines: this machine's single-thread "
                    "read-only streaming bandwidth (a vectorized sum; bytes read) and copy "
                    "bandwidth (memcpy; bytes read + written), measured in the same process over "
-                   "buffers 4x the last-level cache. Dotted vertical line: the position where "
-                   "the K/V held equal the last-level cache; to its right they stream from "
-                   "memory.");
+                   "buffers 4x the last-level cache; dash-dotted, the read-only bandwidth over a "
+                   "buffer the size of the K/V at the long position (a working set of a few "
+                   "caches' size still partly hits in the cache, the K/V as much as the buffer: "
+                   "compare like with like). Dotted vertical line: the position where the K/V "
+                   "equal the last-level cache; to its right they stream from memory.");
     std::vector<std::string> curves;
     std::map<std::pair<std::string, int>, std::vector<std::vector<double>>> rows;
     double lo = 0, hi = 0;
@@ -479,10 +481,18 @@ class PlotWriter {
       if (a_.read_bandwidth > 0) {
         curves.push_back(fixed(a_.read_bandwidth / 1e9, 3) +
                          " with lines lw 2 dt 2 lc rgb '#000000' title \"read-only " +
-                         rate_text(a_.read_bandwidth) + "\"");
+                         rate_text(a_.read_bandwidth) + " over " +
+                         bytes_text(d_.bandwidth_buffer_bytes) + "\"");
         curves.push_back(fixed(a_.copy_bandwidth / 1e9, 3) +
                          " with lines lw 2 dt 3 lc rgb '#666666' title \"copy " +
                          rate_text(a_.copy_bandwidth) + " (read+write)\"");
+        for (const auto& b : d_.bandwidth_by_size) {
+          if (b.read <= 0 || b.bytes < a_.llc_bytes) continue;
+          curves.push_back(fixed(b.read / 1e9, 3) +
+                           " with lines lw 1.5 dt 4 lc rgb '#000000' title \"read-only " +
+                           rate_text(b.read) + " over " + bytes_text(b.bytes) + "\"");
+          top = std::max(top, b.read / 1e9);
+        }
       }
       const double at = a_.has_config ? a_.llc_bytes / a_.config.kv_bytes_per_token() : 0;
       if (inside(at, lo, hi)) {

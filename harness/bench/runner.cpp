@@ -257,6 +257,10 @@ class Runner {
     outcome_.machine = detect_machine();
     measure_now("before");
     outcome_.bandwidth_before = last_bandwidth_;
+    for (const auto& [position, bytes] : matched_sizes()) {
+      measure_now("before", bytes);
+      outcome_.matched_bandwidth.push_back({last_bandwidth_, Bandwidth{}});
+    }
     init_google_benchmark();
 
     const std::vector<Series> plan = plan_series(o_, impls_);
@@ -276,6 +280,11 @@ class Runner {
 
     measure_now("after");
     outcome_.bandwidth_after = last_bandwidth_;
+    const auto sizes = matched_sizes();
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      measure_now("after", sizes[i].second);
+      outcome_.matched_bandwidth[i].second = last_bandwidth_;
+    }
     outcome_.wall_seconds = seconds_since(start);
     write_json(collector.kept());
     return outcome_;
@@ -314,12 +323,31 @@ class Runner {
     }
   }
 
-  void measure_now(const char* when) {
-    std::size_t bytes = o_.bandwidth_bytes;
+  // The K/V bytes a decode step reads at each long position (when a long implementation
+  // runs), at least 4 KiB: the sizes the matched bandwidths are measured over.
+  // RETURNS: (position, bytes) pairs.
+  std::vector<std::pair<int, std::size_t>> matched_sizes() const {
+    std::vector<std::pair<int, std::size_t>> sizes;
+    bool long_impl_runs = false;
+    for (const ImplInfo* impl : impls_) {
+      long_impl_runs = long_impl_runs || std::find(o_.long_impls.begin(), o_.long_impls.end(),
+                                                   impl->name) != o_.long_impls.end();
+    }
+    if (!long_impl_runs) return sizes;
+    for (int t : o_.long_positions) {
+      if (t >= o_.config.capacity) continue;
+      sizes.push_back({t, std::max<std::size_t>(4096, (static_cast<std::size_t>(t) + 1) *
+                                                          o_.config.kv_bytes_per_token())});
+    }
+    return sizes;
+  }
+
+  void measure_now(const char* when, std::size_t bytes = 0) {
+    if (bytes == 0) bytes = o_.bandwidth_bytes;
     if (bytes == 0) bytes = std::max<std::size_t>(4 * outcome_.machine.llc_bytes, 64u << 20);
     const auto start = Clock::now();
     last_bandwidth_ = measure_bandwidth(bytes, o_.bandwidth_passes);
-    say("bandwidth (", when, ", one thread, ", bytes >> 20, " MiB buffers): read ",
+    say("bandwidth (", when, ", one thread, ", bytes / 1048576.0, " MiB buffers): read ",
         last_bandwidth_.read_bytes_per_second / 1e9, " GB/s, copy ",
         last_bandwidth_.copy_bytes_per_second / 1e9, " GB/s (read + written), ",
         format_seconds(seconds_since(start)));
@@ -536,6 +564,21 @@ class Runner {
     const Bandwidth& a = outcome_.bandwidth_after;
     const double read = std::max(b.read_bytes_per_second, a.read_bytes_per_second);
     const double copy = std::max(b.copy_bytes_per_second, a.copy_bytes_per_second);
+    json matched = json::array();
+    const auto sizes = matched_sizes();
+    for (std::size_t i = 0; i < outcome_.matched_bandwidth.size(); ++i) {
+      const auto& m = outcome_.matched_bandwidth[i];
+      matched.push_back(
+          {{"buffer_bytes", m.first.buffer_bytes},
+           {"read_bytes_per_second",
+            std::max(m.first.read_bytes_per_second, m.second.read_bytes_per_second)},
+           {"copy_bytes_per_second",
+            std::max(m.first.copy_bytes_per_second, m.second.copy_bytes_per_second)},
+           {"matches", "K/V bytes a decode step reads at t = " +
+                           std::to_string(sizes[i].first)},
+           {"before", bandwidth_json(m.first)},
+           {"after", bandwidth_json(m.second)}});
+    }
     json stops = json::array();
     json naive_stop = nullptr;
     for (const auto& s : outcome_.stops) {
@@ -568,7 +611,8 @@ class Runner {
           {"copy_counts",
            "bytes read + bytes written (2 x buffer per pass, as STREAM Copy): one-thread memcpy"},
           {"before", bandwidth_json(b)},
-          {"after", bandwidth_json(a)}}},
+          {"after", bandwidth_json(a)},
+          {"by_size", matched}}},
         {"options",
          {{"quick", o_.quick},
           {"min_time", o_.min_time},

@@ -48,6 +48,10 @@ struct BenchOptions {
   std::ostream* progress = nullptr;     // "[k/N] name" lines; null: quiet
   std::ostream* display = nullptr;      // Google Benchmark's console table; null: none
   std::size_t bandwidth_bytes = 0;      // per buffer; 0: max(4 x LLC, 64 MiB)
+  // The bandwidths are also measured over buffers the size of the K/V a decode step reads at
+  // each long position ((t + 1) x kv_bytes_per_token), so that a step's K/V read rate can be
+  // set against a sum over the same working set: a buffer of 2x the last-level cache still
+  // partly hits in it, and so does the K/V, alike.
   int bandwidth_passes = 8;
 };
 
@@ -67,6 +71,8 @@ struct BenchOutcome {
   std::vector<std::string> skipped_impls;  // "name: why unavailable"
   MachineInfo machine;
   Bandwidth bandwidth_before, bandwidth_after;
+  // Per long position, the bandwidths over its K/V's size (before, after the sweeps).
+  std::vector<std::pair<Bandwidth, Bandwidth>> matched_bandwidth;
   double wall_seconds = 0;
 };
 

@@ -114,6 +114,11 @@ TEST_F(Fixture, ContextRecordsModelMachineAndBandwidth) {
   EXPECT_GT(k["bandwidth"]["read_bytes_per_second"].get<double>(), 0);
   EXPECT_GT(k["bandwidth"]["copy_bytes_per_second"].get<double>(), 0);
   EXPECT_EQ(k["bandwidth"]["before"]["buffer_bytes"], 1 << 20);
+  // Matched to the K/V a step reads at the long position 32: 33 x 64 bytes, at least 4 KiB.
+  ASSERT_EQ(k["bandwidth"]["by_size"].size(), 1u);
+  EXPECT_EQ(k["bandwidth"]["by_size"][0]["buffer_bytes"], 4096);
+  EXPECT_EQ(k["bandwidth"]["by_size"][0]["matches"], "K/V bytes a decode step reads at t = 32");
+  EXPECT_GT(k["bandwidth"]["by_size"][0]["read_bytes_per_second"].get<double>(), 0);
   EXPECT_GT(k["machine"]["llc_bytes"].get<double>(), 0);
   EXPECT_EQ(k["implementations"].size(), 2u);
   EXPECT_TRUE(k["stops"].empty());

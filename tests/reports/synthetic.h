@@ -20,6 +20,8 @@ struct Synthetic {
   ModelConfig config = find_shape("default").config;
   double read_bandwidth = 20e9, copy_bandwidth = 30e9, llc = 32.0 * 1024 * 1024;
   double seconds_per_flop = 1e-10;
+  // > 0: a read bandwidth measured over a buffer the size of the K/V at t = 32768.
+  double matched_read = 0;
   // Multiplies a benchmark's model time: (impl, threads, kind, size) -> factor.
   std::function<double(const std::string&, int, bench::BenchKind, int)> factor =
       [](const std::string&, int, bench::BenchKind, int) { return 1.0; };
@@ -87,7 +89,13 @@ struct Synthetic {
           {"before", {{"passes", 4}, {"buffer_bytes", 4 * llc},
                       {"read_bytes_per_second", read_bandwidth}}},
           {"after", {{"passes", 4}, {"buffer_bytes", 4 * llc},
-                     {"read_bytes_per_second", read_bandwidth}}}}},
+                     {"read_bytes_per_second", read_bandwidth}}},
+          {"by_size", matched_read > 0
+                          ? json::array({{{"buffer_bytes", 32769.0 * config.kv_bytes_per_token()},
+                                          {"read_bytes_per_second", matched_read},
+                                          {"copy_bytes_per_second", copy_bandwidth},
+                                          {"matches", "K/V bytes a decode step reads at t = 32768"}}})
+                          : json::array()}}},
         {"implementations",
          json::array({{{"name", "naive"}}, {{"name", "cpu_cached"}}, {{"name", "torch_cached"}},
                       {{"name", "torch_static"}}})},

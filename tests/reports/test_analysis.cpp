@@ -141,6 +141,18 @@ TEST(Analysis, BandwidthTargetUsesPositionsPastTwiceTheCache) {
   const Analysis b = analyze(parse_bench(s2.standard()));
   EXPECT_EQ(target(b, "cpu_cached_read_bandwidth").verdict, "not met");
   EXPECT_NEAR(target(b, "cpu_cached_read_bandwidth").measured, 0.6, 1e-9);
+
+  // With a read bandwidth measured over a buffer of the K/V's own size (here 24 GB/s: a
+  // 2x-LLC working set partly hits in cache), the target compares against that one: 75%.
+  Synthetic s3;
+  s3.factor = factor;
+  s3.read_bandwidth = 20e9;
+  s3.matched_read = 24e9;
+  const Analysis c = analyze(parse_bench(s3.standard()));
+  const Target& m = target(c, "cpu_cached_read_bandwidth");
+  EXPECT_EQ(m.verdict, "not met");
+  EXPECT_NEAR(m.measured, 0.75, 1e-9);
+  EXPECT_NE(m.detail.find("the K/V's size"), std::string::npos) << m.detail;
 }
 
 TEST(Analysis, TargetsWithoutDataAreNotMeasuredWithAReason) {
