@@ -222,7 +222,7 @@ class PlotWriter {
                    "cache that stays near 1 and then climbs towards 2 has changed regime "
                    "(dotted line: where the op-count model puts the change).");
     std::vector<std::string> curves, locals;
-    double t0 = 0, y0 = 0, t1 = 0;
+    double t0 = 0, y0 = 0, t1 = 0, lmin = 0, lmax = 0;
     for (const auto& s : a_.generation) {
       if (s.sizes.empty()) continue;
       const std::string name = "gen_" + file_safe(s.impl);
@@ -231,19 +231,23 @@ class PlotWriter {
         rows.push_back({s.sizes[i], s.seconds[i], s.time_fit ? s.time_fit->at(s.sizes[i]) : s.seconds[i]});
       }
       write_data(name, "T seconds fitted_seconds", rows);
-      std::string title = s.impl;
+      std::string title = title_safe(s.impl);
       if (s.time_fit) {
-        title += " (b = " + fixed(s.time_fit->exponent, 2) + ", R² = " + fixed(s.time_fit->r2, 3) + ")";
+        title += ": b = " + fixed(s.time_fit->exponent, 2) + ", R² = " + fixed(s.time_fit->r2, 3);
       }
       const std::string c = palette_.color(s.impl);
       curves.push_back("'" + data_ref(name) + "' using 1:2 with points pt 7 ps 1.1 lc " + c +
-                       " title \"" + title_safe(title) + "\"");
+                       " title \"" + title + "\"");
       if (s.time_fit) {
         curves.push_back("'" + data_ref(name) + "' using 1:3 with lines lw 2 lc " + c + " notitle");
       }
       if (!s.local.empty()) {
         std::vector<std::vector<double>> lrows;
-        for (const auto& l : s.local) lrows.push_back({std::sqrt(l.x_from * l.x_to), l.exponent});
+        for (const auto& l : s.local) {
+          lrows.push_back({std::sqrt(l.x_from * l.x_to), l.exponent});
+          lmin = std::min(lmin, l.exponent);
+          lmax = std::max(lmax, l.exponent);
+        }
         write_data("local_" + file_safe(s.impl), "T_geometric_middle local_exponent", lrows);
         locals.push_back("'" + data_ref("local_" + file_safe(s.impl)) +
                          "' using 1:2 with linespoints pt 7 lw 2 lc " + c + " title \"" +
@@ -268,13 +272,15 @@ class PlotWriter {
                      "' using 1:3 with lines dt 3 lw 1.5 lc rgb '#888888' title \"∝ T²\"");
     script_ << "set multiplot title 'Total generation time against T (log-log)'\n"
             << "set size 1,0.64\nset origin 0,0.34\nset lmargin 12\nset rmargin 4\n"
+            << "set key inside right bottom\n"
             << "set logscale xy 2\nset format y '%g'\nset logscale y 10\n"
             << "set ylabel 'seconds per generation'\nset xlabel ''\n"
             << "set xrange [" << t0 / 1.3 << ":" << t1 * 1.3 << "]\n"
             << "plot " << join(curves) << "\n";
     script_ << "set size 1,0.34\nset origin 0,0\nunset logscale y\nset format y '%.1f'\n"
             << "set ylabel 'local exponent'\nset xlabel 'T (tokens generated)'\n"
-            << "set yrange [0:3]\nset ytics 0,0.5,3\nset mytics 1\nunset key\n"
+            << "set yrange [" << std::min(0.0, lmin - 0.25) << ":" << std::max(3.0, lmax + 0.25)
+            << "]\nset ytics -5,0.5,10\nset mytics 1\nunset key\n"
             << "set label 2 'local exponent between neighbouring T (colours as above); "
                "grey: 1 and 2' at graph 0.01, graph 0.92 font labelfont noenhanced\n";
     if (inside(a_.predicted_generation_crossover, t0, t1)) {

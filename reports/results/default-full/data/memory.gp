@@ -13,7 +13,7 @@ set logscale x 2
 set logscale y 2
 set ytics ("16 KiB" 16384, "64 KiB" 65536, "256 KiB" 262144, "1 MiB" 1048576, "4 MiB" 4194304, "16 MiB" 16777216, "64 MiB" 67108864)
 set mytics 2
-set xrange [12.3077:21299.2]
+set xrange [12.3077:10649.6]
 set xlabel 'T (tokens held)'
 set ylabel 'bytes held'
 plot 'memory_naive.dat' using 1:2 with points pt 7 ps 1.2 lc rgb '#1f77b4' title "naive", \

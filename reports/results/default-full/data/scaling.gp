@@ -18,14 +18,14 @@ set format y '%g'
 set logscale y 10
 set ylabel 'seconds per generation'
 set xlabel ''
-set xrange [12.3077:21299.2]
-plot 'gen_naive.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#1f77b4' title "naive (b = 1.94, R² = 1.000)", \
+set xrange [12.3077:10649.6]
+plot 'gen_naive.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#1f77b4' title "naive (b = 2.07, R² = 0.996)", \
      'gen_naive.dat' using 1:3 with lines lw 2 lc rgb '#1f77b4' notitle, \
-     'gen_cpu_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#d62728' title "cpu_cached (b = 1.32, R² = 0.957)", \
+     'gen_cpu_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#d62728' title "cpu_cached (b = 1.15, R² = 0.951)", \
      'gen_cpu_cached.dat' using 1:3 with lines lw 2 lc rgb '#d62728' notitle, \
-     'gen_torch_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#2ca02c' title "torch_cached (b = 1.48, R² = 0.978)", \
+     'gen_torch_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#2ca02c' title "torch_cached (b = 1.30, R² = 0.963)", \
      'gen_torch_cached.dat' using 1:3 with lines lw 2 lc rgb '#2ca02c' notitle, \
-     'gen_torch_static.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#ff7f0e' title "torch_static (b = 1.27, R² = 0.965)", \
+     'gen_torch_static.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#ff7f0e' title "torch_static (b = 1.25, R² = 0.966)", \
      'gen_torch_static.dat' using 1:3 with lines lw 2 lc rgb '#ff7f0e' notitle, \
      'guides.dat' using 1:2 with lines dt 2 lw 1.5 lc rgb '#888888' title "∝ T", \
      'guides.dat' using 1:3 with lines dt 3 lw 1.5 lc rgb '#888888' title "∝ T²"
