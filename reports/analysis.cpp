@@ -361,9 +361,9 @@ class Analyzer {
                       fixed(s.time_fit->exponent, 2) + ", R^2 = " + fixed(s.time_fit->r2, 3) +
                       ", T = " + range_text(s.sizes) + ")";
       if (s.projection_fit && s.dots_fit) {
-        v += "; its K/V projection rows " + grows(s.projection_fit->exponent) + " (b = " +
+        v += "; its K/V projection rows " + grows(s.projection_fit->exponent, true) + " (b = " +
              fixed(s.projection_fit->exponent, 2) + ") and its query-key dot products " +
-             grows(s.dots_fit->exponent) + " (b = " + fixed(s.dots_fit->exponent, 2) + ")";
+             grows(s.dots_fit->exponent, true) + " (b = " + fixed(s.dots_fit->exponent, 2) + ")";
       }
       v += ". Local exponent " + fixed(s.local.front().exponent, 2) + " at T " +
            sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) + ", " +
@@ -543,9 +543,10 @@ json series_json(const SeriesAnalysis& s) {
 
 }  // namespace
 
-std::string grows(double exponent) {
+std::string grows(double exponent, bool plural) {
   const std::string law = growth_law(exponent);
-  return law == "T" || law == "T^2" ? "grows as " + law : "grows " + law;
+  const std::string verb = plural ? "grow " : "grows ";
+  return law == "T" || law == "T^2" ? verb + "as " + law : verb + law;
 }
 
 std::string growth_law(double exponent) {

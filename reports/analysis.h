@@ -17,8 +17,8 @@ namespace kvbench::reports {
 // How a cost grows, from a fitted or local exponent b: "T" when b < 1.25, "T^2" when
 // b > 1.75, "between T and T^2" otherwise (midpoints between the two laws in question).
 std::string growth_law(double exponent);
-// "grows as T", "grows as T^2", "grows between T and T^2".
-std::string grows(double exponent);
+// "grows as T", "grows as T^2", "grows between T and T^2" ("grow ..." when plural).
+std::string grows(double exponent, bool plural = false);
 
 struct SeriesAnalysis {
   bench::BenchKind kind = bench::BenchKind::generate;

@@ -417,9 +417,12 @@ class PlotWriter {
       }
       if (rows.empty()) continue;
       write_data("memory_" + file_safe(impl), "T bytes_held", rows);
-      curves.push_back("'" + data_ref("memory_" + file_safe(impl)) +
-                       "' using 1:2 with points pt 7 ps 1.2 lc " + palette_.color(impl) +
-                       " title \"" + title_safe(impl) + "\"");
+      // Caches hold the same bytes: shrinking markers of different shapes keep each visible.
+      static const int shapes[] = {7, 5, 9, 13, 11, 15};
+      const int k = static_cast<int>(curves.size());
+      curves.push_back("'" + data_ref("memory_" + file_safe(impl)) + "' using 1:2 with points pt " +
+                       std::to_string(shapes[k % 6]) + " ps " + fixed(std::max(0.6, 2.0 - 0.4 * k), 1) +
+                       " lc " + palette_.color(impl) + " title \"" + title_safe(impl) + "\"");
       lo = lo == 0 ? rows.front()[0] : std::min(lo, rows.front()[0]);
       hi = std::max(hi, rows.back()[0]);
       for (const auto& r : rows) rows_max = std::max(rows_max, r[1]);
@@ -507,7 +510,8 @@ class PlotWriter {
                 << "set label 1 'K/V = last-level cache' at " << at
                 << ", graph 0.95 right offset -0.5,0 font labelfont\n";
       }
-      script_ << "set key right bottom\n"
+      // Rates fill the whole area (rising in cache, falling past it): the key goes outside.
+      script_ << "set key outside right top\n"
               << "set title 'K/V bytes read per second against position t'\n"
               << "set logscale x 2\nset format y '%g'\n"
               << "set yrange [0:" << top * 1.15 << "]\n"

@@ -16,8 +16,8 @@ set mytics 2
 set xrange [12.3077:2662.4]
 set xlabel 'T (tokens held)'
 set ylabel 'bytes held'
-plot 'memory_naive.dat' using 1:2 with points pt 7 ps 1.2 lc rgb '#1f77b4' title "naive", \
-     'memory_cpu_cached.dat' using 1:2 with points pt 7 ps 1.2 lc rgb '#d62728' title "cpu_cached", \
-     'memory_torch_cached.dat' using 1:2 with points pt 7 ps 1.2 lc rgb '#2ca02c' title "torch_cached", \
-     'memory_torch_static.dat' using 1:2 with points pt 7 ps 1.2 lc rgb '#ff7f0e' title "torch_static", \
+plot 'memory_naive.dat' using 1:2 with points pt 7 ps 2.0 lc rgb '#1f77b4' title "naive", \
+     'memory_cpu_cached.dat' using 1:2 with points pt 5 ps 1.6 lc rgb '#d62728' title "cpu_cached", \
+     'memory_torch_cached.dat' using 1:2 with points pt 9 ps 1.2 lc rgb '#2ca02c' title "torch_cached", \
+     'memory_torch_static.dat' using 1:2 with points pt 13 ps 0.8 lc rgb '#ff7f0e' title "torch_static", \
      'memory_formula.dat' using 1:2 with lines lw 2 lc rgb '#000000' title "2 L H_kv d T × 4 B"
