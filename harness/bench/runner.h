@@ -71,8 +71,14 @@ struct BenchOutcome {
   std::vector<std::string> skipped_impls;  // "name: why unavailable"
   MachineInfo machine;
   Bandwidth bandwidth_before, bandwidth_after;
-  // Per long position, the bandwidths over its K/V's size (before, after the sweeps).
-  std::vector<std::pair<Bandwidth, Bandwidth>> matched_bandwidth;
+  // Per long position, the bandwidths over its K/V's size: before the sweeps, right before
+  // each long implementation's decode step there (adjacent in time: a shared machine's
+  // bandwidth drifts over minutes), and after the sweeps.
+  struct MatchedBandwidth {
+    int position = 0;
+    std::vector<std::pair<std::string, Bandwidth>> runs;  // ("before", ...), ("adjacent", ...)
+  };
+  std::vector<MatchedBandwidth> matched_bandwidth;
   double wall_seconds = 0;
 };
 

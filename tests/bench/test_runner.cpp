@@ -119,6 +119,10 @@ TEST_F(Fixture, ContextRecordsModelMachineAndBandwidth) {
   EXPECT_EQ(k["bandwidth"]["by_size"][0]["buffer_bytes"], 4096);
   EXPECT_EQ(k["bandwidth"]["by_size"][0]["matches"], "K/V bytes a decode step reads at t = 32");
   EXPECT_GT(k["bandwidth"]["by_size"][0]["read_bytes_per_second"].get<double>(), 0);
+  // before, next to each of fake_cached's two decode steps at t = 32 (1 and 2 threads), after.
+  ASSERT_EQ(k["bandwidth"]["by_size"][0]["runs"].size(), 4u);
+  EXPECT_EQ(k["bandwidth"]["by_size"][0]["runs"][1]["when"],
+            "adjacent to decode_step/fake_cached/threads:1/pos:32");
   EXPECT_GT(k["machine"]["llc_bytes"].get<double>(), 0);
   EXPECT_EQ(k["implementations"].size(), 2u);
   EXPECT_TRUE(k["stops"].empty());
