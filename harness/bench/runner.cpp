@@ -411,6 +411,12 @@ class Runner {
       cache = s.impl->create(weights_, options);
       if (generate) {
         inputs = benchmark_inputs(o_.config, s.sizes.back(), o_.config.seed + 17);
+        // One untimed generation of the first size: a fresh instance's first one pays one-off
+        // costs (thread start-up, first allocations; 30x a warm one for cpu_cached at T = 16),
+        // which a one-iteration run would otherwise report.
+        if (s.sizes.front() <= o_.config.capacity) {
+          cache->drop(bench::generate(*cache, inputs, s.sizes.front()));
+        }
       } else {
         fixture = std::make_unique<DecodeAtPosition>(*cache, rollback_for(*s.impl),
                                                      o_.config.seed + 29);
