@@ -14,7 +14,7 @@ set key outside right top
 set title 'K/V bytes read per second against position t'
 set logscale x 2
 set format y '%g'
-set yrange [0:49.8355]
+set yrange [0:51.2379]
 set xrange [12.3077:42598.4]
 set xlabel 'position t (tokens already cached)'
 set ylabel 'GB/s (10^9 bytes per second)'
@@ -23,7 +23,7 @@ plot 'bandwidth_cpu_cached_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc 
      'bandwidth_naive_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#1f77b4' title "naive", \
      'bandwidth_torch_cached_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#2ca02c' title "torch_cached", \
      'bandwidth_torch_static_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#ff7f0e' title "torch_static", \
-     26.162 with lines lw 2 dt 2 lc rgb '#000000' title "read-only 26.2 GB/s over 128 MiB", \
-     26.013 with lines lw 2 dt 3 lc rgb '#666666' title "copy 26 GB/s (read+write)", \
-     27.091 with lines lw 1.5 dt 4 lc rgb '#000000' title "read-only 27.1 GB/s over 64 MiB", \
-     34.723 with lines lw 1.5 dt 4 lc rgb '#000000' title "read-only 34.7 GB/s over 32 MiB"
+     31.481 with lines lw 2 dt 2 lc rgb '#000000' title "read-only 31.5 GB/s over 128 MiB", \
+     27.329 with lines lw 2 dt 3 lc rgb '#666666' title "copy 27.3 GB/s (read+write)", \
+     34.686 with lines lw 1.5 dt 4 lc rgb '#000000' title "read-only 34.7 GB/s over 64 MiB", \
+     39.595 with lines lw 1.5 dt 4 lc rgb '#000000' title "read-only 39.6 GB/s over 32 MiB"
