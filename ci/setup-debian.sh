@@ -8,7 +8,9 @@ packages=(build-essential cmake ninja-build pkg-config
           # An optimized BLAS for LibTorch: Debian's libtorch links the netlib reference BLAS
           # otherwise, which would make the torch_* peers (and the reference) 4-6x slower than
           # a user's PyTorch. The OpenMP build honours at::set_num_threads.
-          libopenblas0-openmp)
+          libopenblas0-openmp
+          # compare.py (libbenchmark-tools) imports them.
+          python3-scipy python3-numpy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

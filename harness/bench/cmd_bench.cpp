@@ -1,11 +1,176 @@
-// STUB: replaced by the real command.
+// `kvbench bench`: runs the benchmark sweeps (harness/bench/runner.h) and writes Google
+// Benchmark's JSON.
+#include <iostream>
+#include <sstream>
+
+#include "harness/bench/names.h"
+#include "harness/bench/runner.h"
+#include "harness/bench/sweep.h"
 #include "harness/cli/commands.h"
 #include "harness/error.h"
+#include "harness/registry.h"
 
 namespace kvbench::cli {
-void add_bench_command(CLI::App& app) {
-  app.add_subcommand("bench", "(not built yet)")->callback([] {
-    kvbench::fail("bench is not built yet");
-  });
+
+namespace {
+
+struct BenchArgs {
+  std::string impls = "all";
+  std::string shape = "default";
+  std::string tokens;
+  std::string positions;
+  std::string long_impls = "cpu_cached";
+  std::string long_positions = "auto";
+  std::string threads = "1,2";
+  std::string dtype = "fp32";
+  bool quick = false;
+  std::string out = "bench.json";
+  double min_time = 0;
+  int repetitions = 0;
+  double budget = 0;
+  double prepare_budget = 0;
+  std::vector<std::string> plugins;
+  int bandwidth_mib = 0;
+};
+
+// The sweep defaults. Preparing a decode-step position t costs a prefill of t tokens,
+// quadratic in t, and dominates a run: --quick (CI, under two minutes on two cores) takes
+// every implementation to t = 4096 and only the long-context implementations further; the
+// full run takes every implementation to 16384 (the targets' long position) in doubling
+// steps. Both stay below half the shape's capacity.
+void apply_defaults(BenchArgs& a, const ModelConfig& config) {
+  const int cap_half = config.capacity / 2;
+  const int max_tokens = std::min(a.quick ? 2048 : 16384, config.capacity);
+  const int max_position = std::min(a.quick ? 4096 : 16384, cap_half);
+  if (a.tokens.empty()) a.tokens = "16.." + std::to_string(max_tokens);
+  if (a.positions.empty()) {
+    a.positions = "16.." + std::to_string(max_position) + (a.quick ? ":x4" : "");
+  }
+  if (a.min_time <= 0) a.min_time = a.quick ? 0.02 : 0.1;
+  // Shared machines add one-sided noise; the full run takes the median of three.
+  if (a.repetitions <= 0) a.repetitions = a.quick ? 1 : 3;
+  if (a.budget <= 0) a.budget = a.quick ? 1.0 : 10.0;
+  if (a.prepare_budget <= 0) a.prepare_budget = a.quick ? 45.0 : 240.0;
 }
+
+std::string describe(const BenchArgs& a) {
+  std::ostringstream out;
+  out << "kvbench bench --impl " << a.impls << " --shape " << a.shape << " --dtype " << a.dtype
+      << " --tokens " << a.tokens << " --positions " << a.positions << " --long-impls " << a.long_impls
+      << " --long-positions " << a.long_positions << " --threads " << a.threads << " --min-time " << a.min_time
+      << " --repetitions " << a.repetitions << " --budget " << a.budget
+      << " --prepare-budget " << a.prepare_budget << (a.quick ? " --quick" : "") << " --out "
+      << a.out;
+  return out.str();
+}
+
+void run(BenchArgs a) {
+  Registry& registry = Registry::global();
+  for (const auto& path : a.plugins) registry.load_plugin(path);
+  bench::BenchOptions o;
+  o.impls = registry.select(a.impls);
+  o.shape = a.shape;
+  o.config = find_shape(a.shape).config;
+  o.config.dtype = parse_dtype(a.dtype);
+  apply_defaults(a, o.config);
+  o.tokens = bench::parse_sweep(a.tokens);
+  o.positions = bench::parse_sweep(a.positions);
+  o.threads = bench::parse_sweep(a.threads);
+  if (a.long_impls != "none") {
+    std::stringstream names(a.long_impls);
+    for (std::string name; std::getline(names, name, ',');) {
+      registry.get(name);  // an unknown name is an error naming the known ones
+      o.long_impls.push_back(name);
+    }
+  }
+  if (a.long_positions == "auto") {
+    // Twice the last-level cache: the K/V stream then comes from memory, not cache. Quick
+    // runs add 16384 (the targets' long position), which the other implementations skip.
+    o.long_positions = {
+        bench::position_past_cache(o.config, bench::detect_machine().llc_bytes, 2.0)};
+    if (a.quick && 16384 <= o.config.capacity / 2) o.long_positions.push_back(16384);
+  } else if (a.long_positions != "none") {
+    o.long_positions = bench::parse_sweep(a.long_positions);
+  }
+  o.min_time = a.min_time;
+  o.repetitions = a.repetitions;
+  o.budget_seconds = a.budget;
+  o.prepare_budget_seconds = a.prepare_budget;
+  o.quick = a.quick;
+  o.out_path = a.out;
+  o.command_line = describe(a);
+  o.progress = &std::cerr;
+  o.display = &std::cout;
+  o.bandwidth_bytes = static_cast<std::size_t>(a.bandwidth_mib) << 20;
+  std::cerr << o.command_line << "\n";
+  const bench::BenchOutcome outcome = bench::run_bench(o);
+  for (const auto& s : outcome.stops) {
+    std::cerr << "stopped: " << s.series << " before " << s.stopped_before << ": " << s.reason
+              << "\n";
+  }
+  if (outcome.failed > 0) {
+    std::cerr << "bench: " << outcome.failed << " benchmark(s) failed (see above); "
+              << outcome.ran << " measured and written to " << a.out << "\n";
+    throw CommandExit{1};
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto* a = new BenchArgs();
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "Benchmark implementations with Google Benchmark: a whole generation of T tokens for T\n"
+      "in a sweep (generate/<impl>/T:<T>) and one decode step at position t\n"
+      "(decode_step/<impl>/threads:<n>/pos:<t>). Writes Google Benchmark's JSON (compare.py\n"
+      "reads it) whose context records the model, the machine and the read-only and copy\n"
+      "bandwidths measured in the same process. A series stops before a size predicted to\n"
+      "pass the time budget (naive first); the JSON records where. Progress goes to stderr,\n"
+      "Google Benchmark's table to stdout. Then: kvbench report FILE.json --out DIR.");
+  cmd->add_option("--impl", a->impls, "Implementations: A,B or all (available ones)")
+      ->capture_default_str();
+  cmd->add_option("--shape", a->shape,
+                  "Model shape: default (small, fast), llama2-7b, llama3-8b, gpt2")
+      ->capture_default_str();
+  cmd->add_option("--dtype", a->dtype, "Cache element type: fp32, fp16, bf16")
+      ->capture_default_str();
+  cmd->add_option("--tokens", a->tokens,
+                  "Generation lengths T: a list and/or ranges, e.g. 16..4096 (doubling), "
+                  "100..1000:+100, 64..4096:x4, 100,300 [default: 16..16384, quick 16..2048]");
+  cmd->add_option("--positions", a->positions,
+                  "Decode-step positions t for every implementation, same syntax [default: "
+                  "16..16384, quick 16..4096:x4; at most capacity/2]");
+  cmd->add_option("--long-impls", a->long_impls,
+                  "Implementations also measured at --long-positions and with each of "
+                  "--threads (thread scaling, memory bandwidth): A,B or none")
+      ->capture_default_str();
+  cmd->add_option("--long-positions", a->long_positions,
+                  "Their extra decode-step positions: a list, none, or auto (the first power of "
+                  "two whose K/V is >= 2x the last-level cache; quick adds 16384)")
+      ->capture_default_str();
+  cmd->add_option("--threads", a->threads,
+                  "Thread counts for the --long-impls that honour threads (decode steps)")
+      ->capture_default_str();
+  cmd->add_flag("--quick", a->quick,
+                "Short sweep and short measurements: under 2 minutes on 2 cores (CI)");
+  cmd->add_option("--out", a->out, "Output JSON file")->capture_default_str();
+  cmd->add_option("--min-time", a->min_time,
+                  "Google Benchmark's minimum seconds per benchmark [default: 0.1, quick 0.02]");
+  cmd->add_option("--repetitions", a->repetitions,
+                  "Repetitions per benchmark; reports use the median (>= 9 for compare.py's "
+                  "U test) [default: 3, quick 1]");
+  cmd->add_option("--budget", a->budget,
+                  "Seconds one iteration may take: a series stops before a size predicted to "
+                  "take longer [default: 10, quick 1]");
+  cmd->add_option("--prepare-budget", a->prepare_budget,
+                  "Seconds preparing a decode-step position (prefill) may take "
+                  "[default: 240, quick 45]");
+  cmd->add_option("--bandwidth-mib", a->bandwidth_mib,
+                  "Buffer size for the bandwidth measurement in MiB [default: 4x last-level "
+                  "cache, at least 64]");
+  cmd->add_option("--plugin", a->plugins, "Load implementations from a shared library first");
+  cmd->callback([a] { run(*a); });
+}
+
 }  // namespace kvbench::cli

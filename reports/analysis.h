@@ -1,0 +1,108 @@
+// The numbers a scaling report states, computed from one bench output: fits and local
+// exponents per series, the naive/cached speedup beside the op-count model, the bandwidth
+// achieved, the performance targets, and the verdict sentences, each derived from those
+// numbers (no conclusion is written in advance).
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "reports/bench_data.h"
+#include "reports/fit.h"
+
+namespace kvbench::reports {
+
+// How a cost grows, from a fitted or local exponent b: "T" when b < 1.25, "T^2" when
+// b > 1.75, "between T and T^2" otherwise (midpoints between the two laws in question).
+std::string growth_law(double exponent);
+// "grows as T", "grows as T^2", "grows between T and T^2" ("grow ..." when plural).
+std::string grows(double exponent, bool plural = false);
+
+struct SeriesAnalysis {
+  bench::BenchKind kind = bench::BenchKind::generate;
+  std::string impl;
+  int threads = 1;
+  std::string series;                 // "generate/naive"
+  std::vector<double> sizes;          // T or t, increasing
+  std::vector<double> seconds;        // per iteration
+  // FLOPs of the op-count model (op_model.h) per second of measured time, per size: how
+  // efficiently the implementation turns the model's arithmetic into time.
+  std::vector<double> flops_per_second;
+  std::optional<PowerFit> time_fit;   // log t = a + b log T (>= 2 sizes)
+  std::vector<LocalExponent> local;   // between neighbouring sizes
+  // Generation only: exponents of the op counters against T.
+  std::optional<PowerFit> projection_fit, dots_fit;
+  // Generation: where the local exponent first reaches 1.5 (T), -1 when it does not.
+  double quadratic_from = -1;
+  // Decode steps: seconds = intercept + slope * t (per cached token), when >= 2 sizes.
+  std::optional<LineFit> line;
+};
+
+struct SpeedupPoint {
+  double tokens = 0;
+  double measured = 0;        // time(baseline) / time(cached)
+  double analytic = 0;        // FLOPs(baseline) / FLOPs(cached) from their op counters
+  double relative_error = 0;  // measured / analytic - 1
+};
+
+struct Speedup {
+  std::string baseline, cached;
+  std::vector<SpeedupPoint> points;
+  double worst_relative_error = 0;  // the largest |relative_error|
+};
+
+struct BandwidthPoint {
+  std::string impl;
+  int threads = 1;
+  double position = 0;
+  double kv_bytes = 0;           // K/V the step reads (the counter kv_bytes_read)
+  double bytes_per_second = 0;   // K/V bytes read per second of the step
+  double of_read = 0;            // fraction of the read-only bandwidth (0 when unknown)
+  double of_copy = 0;            // fraction of the copy bandwidth
+};
+
+// One sentence of the summary, under its topic ("Growth with T", "Speedup", ...).
+struct Verdict {
+  std::string topic;
+  std::string text;
+};
+
+struct Target {
+  std::string id;            // "decode_vs_torch_cached_short"
+  std::string description;   // what is compared
+  std::string requirement;   // ">= 10x"
+  double threshold = 0;      // measured must be >= threshold (or <= for max-error targets)
+  bool at_most = false;      // true: met when measured <= threshold
+  double measured = 0;       // NaN when not measured
+  std::string verdict;       // "met", "not met", "not measured"
+  std::string detail;        // where and how it was measured, or why not
+};
+
+struct Analysis {
+  std::string source;
+  std::string shape;
+  ModelConfig config;
+  bool has_config = false;
+  std::string baseline;                 // the no-cache implementation
+  std::string cached;                   // the cache the speedup target is about
+  double read_bandwidth = 0, copy_bandwidth = 0, llc_bytes = 0;
+  std::vector<SeriesAnalysis> generation;
+  std::vector<SeriesAnalysis> decode;
+  std::vector<Speedup> speedups;
+  std::vector<BandwidthPoint> bandwidth;
+  std::vector<Target> targets;
+  std::vector<Verdict> verdicts;        // the summary's sentences, in topic order
+  std::vector<std::string> notes;       // where series stopped, what is missing
+  double predicted_generation_crossover = 0;  // T (op-count model), 0 without a config
+  double predicted_decode_crossover = 0;      // t
+
+  const SeriesAnalysis* find_generation(const std::string& impl) const;
+  const SeriesAnalysis* find_decode(const std::string& impl, int threads) const;
+  nlohmann::json to_json() const;  // fits.json
+};
+
+Analysis analyze(const BenchData& data);
+
+}  // namespace kvbench::reports

@@ -1,0 +1,161 @@
+#include "tests/bench/fake_impls.h"
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace kvbench::testing {
+namespace {
+
+void matvec(const std::vector<float>& w, int rows, int cols, const float* x, float* y) {
+  for (int r = 0; r < rows; ++r) {
+    float s = 0;
+    for (int c = 0; c < cols; ++c) s += w[static_cast<std::size_t>(r) * cols + c] * x[c];
+    y[r] = s;
+  }
+}
+
+// Attention of one token's queries q [H * d] over `n` key/value rows k, v [n, H_kv * d];
+// writes o [H * d]. RETURNS nothing; the caller counts.
+void attend(const ModelConfig& c, const float* q, const float* k, const float* v, int n,
+            float* o) {
+  const int d = c.head_dim, kvw = c.kv_width();
+  std::vector<float> score(static_cast<std::size_t>(n));
+  for (int h = 0; h < c.heads; ++h) {
+    const int g = h / c.group_size();
+    float top = -INFINITY;
+    for (int j = 0; j < n; ++j) {
+      float s = 0;
+      for (int i = 0; i < d; ++i) s += q[h * d + i] * k[static_cast<std::size_t>(j) * kvw + g * d + i];
+      score[j] = s / std::sqrt(static_cast<float>(d));
+      top = std::max(top, score[j]);
+    }
+    float total = 0;
+    for (int j = 0; j < n; ++j) total += (score[j] = std::exp(score[j] - top));
+    for (int i = 0; i < d; ++i) {
+      float acc = 0;
+      for (int j = 0; j < n; ++j) acc += score[j] * v[static_cast<std::size_t>(j) * kvw + g * d + i];
+      o[h * d + i] = acc / total;
+    }
+  }
+}
+
+class FakeCache : public KvCache {
+ public:
+  FakeCache(const char* name, bool keeps_kv, std::shared_ptr<const ModelWeights> w,
+            const ImplOptions& o)
+      : KvCache(name, std::move(w), o), keeps_kv_(keeps_kv) {}
+
+ private:
+  struct Seq {
+    std::vector<std::vector<float>> k, v, x;  // per layer: [T, H_kv d] or [T, d_model]
+    int length = 0;
+  };
+
+  void do_create(SeqId id) override {
+    Seq s;
+    const auto L = static_cast<std::size_t>(config().layers);
+    s.k.resize(L);
+    s.v.resize(L);
+    s.x.resize(L);
+    seqs_[id] = s;
+  }
+  void do_prefill(SeqId id, const float* x, int n, float* out) override {
+    for (int t = 0; t < n; ++t) step(seqs_.at(id), x + t * config().d_model, out + t * config().d_model);
+  }
+  void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) override {
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      step(seqs_.at(ids[i]), x + i * config().d_model, out + i * config().d_model);
+    }
+  }
+  void do_fork(SeqId parent, SeqId child) override { seqs_[child] = seqs_.at(parent); }
+  void do_drop(SeqId id) override { seqs_.erase(id); }
+  void do_truncate(SeqId id, int length) override {
+    Seq& s = seqs_.at(id);
+    for (int l = 0; l < config().layers; ++l) {
+      s.k[l].resize(static_cast<std::size_t>(length) * config().kv_width());
+      s.v[l].resize(static_cast<std::size_t>(length) * config().kv_width());
+      s.x[l].resize(static_cast<std::size_t>(length) * config().d_model);
+    }
+    s.length = length;
+  }
+  bool holds_kv_cache() const override { return keeps_kv_; }
+  KvRows do_read_kv(SeqId id, int layer, int kv_head) const override {
+    const Seq& s = seqs_.at(id);
+    KvRows r;
+    r.length = s.length;
+    r.head_dim = config().head_dim;
+    for (int t = 0; t < s.length; ++t) {
+      for (int i = 0; i < r.head_dim; ++i) {
+        const std::size_t at = static_cast<std::size_t>(t) * config().kv_width() + kv_head * r.head_dim + i;
+        r.k.push_back(s.k[layer][at]);
+        r.v.push_back(s.v[layer][at]);
+      }
+    }
+    return r;
+  }
+  Memory memory_in_use() const override {
+    Memory m;
+    for (const auto& entry : seqs_) {
+      const std::uint64_t T = static_cast<std::uint64_t>(entry.second.length);
+      m.held += keeps_kv_ ? T * config().kv_bytes_per_token()
+                          : T * config().layers * config().d_model * sizeof(float);
+    }
+    m.reserved = m.held;
+    return m;
+  }
+
+  // One token through every layer; both fakes keep K/V rows (the naive one recomputes
+  // them all from the stored inputs first, as a cache-less decoder must).
+  void step(Seq& s, const float* x_in, float* out) {
+    const ModelConfig& c = config();
+    const int n = s.length + 1, kvw = c.kv_width(), dm = c.d_model;
+    std::vector<float> x(x_in, x_in + dm), q(c.q_width()), o(c.q_width()), y(dm);
+    for (int l = 0; l < c.layers; ++l) {
+      const LayerWeights& w = weights().layers[l];
+      s.x[l].insert(s.x[l].end(), x.begin(), x.end());
+      const int first = keeps_kv_ ? n - 1 : 0;  // rows to project now
+      s.k[l].resize(static_cast<std::size_t>(n) * kvw);
+      s.v[l].resize(static_cast<std::size_t>(n) * kvw);
+      for (int t = first; t < n; ++t) {
+        matvec(w.wk, kvw, dm, &s.x[l][static_cast<std::size_t>(t) * dm], &s.k[l][static_cast<std::size_t>(t) * kvw]);
+        matvec(w.wv, kvw, dm, &s.x[l][static_cast<std::size_t>(t) * dm], &s.v[l][static_cast<std::size_t>(t) * kvw]);
+      }
+      counters().kv_projection_rows += static_cast<std::uint64_t>(n - first);
+      matvec(w.wq, c.q_width(), dm, x.data(), q.data());
+      attend(c, q.data(), s.k[l].data(), s.v[l].data(), n, o.data());
+      counters().qk_dot_products += static_cast<std::uint64_t>(c.heads) * n;
+      counters().kv_bytes_read += static_cast<std::uint64_t>(n) * 2 * kvw * sizeof(float);
+      matvec(w.wo, dm, c.q_width(), o.data(), y.data());
+      for (int i = 0; i < dm; ++i) x[i] += y[i];
+    }
+    s.length = n;
+    std::copy(x.begin(), x.end(), out);
+  }
+
+  bool keeps_kv_;
+  std::map<SeqId, Seq> seqs_;
+};
+
+ImplInfo fake(const char* name, bool keeps_kv) {
+  ImplInfo info;
+  info.name = name;
+  info.description = keeps_kv ? "test: K/V cache" : "test: no cache";
+  info.device = "cpu";
+  info.caps.holds_kv_cache = keeps_kv;
+  info.caps.threads = keeps_kv;  // accepts threads (and ignores them): a thread series runs
+  info.create = [name, keeps_kv](std::shared_ptr<const ModelWeights> w, const ImplOptions& o) {
+    return std::unique_ptr<KvCache>(new FakeCache(name, keeps_kv, std::move(w), o));
+  };
+  return info;
+}
+
+}  // namespace
+
+void register_fake_impls(Registry& registry) {
+  registry.add(fake("fake_cached", true));
+  registry.add(fake("fake_naive", false));
+}
+
+}  // namespace kvbench::testing

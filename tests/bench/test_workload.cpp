@@ -1,0 +1,119 @@
+// The workloads' op counts against the formulas (DESIGN.md): a generation of T tokens costs a
+// cache L*T projection rows and a cache-less decoder L*T(T+1)/2; both make H*L*T(T+1)/2
+// query-key dot products. Checked on the test fakes, whose counters follow the contract.
+#include <gtest/gtest.h>
+
+#include "harness/bench/bandwidth.h"
+#include "harness/bench/workload.h"
+#include "harness/error.h"
+#include "tests/bench/fake_impls.h"
+
+namespace kvbench::bench {
+namespace {
+
+ModelConfig tiny() {
+  ModelConfig c;
+  c.layers = 2;
+  c.d_model = 16;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.head_dim = 8;
+  c.capacity = 64;
+  return c;
+}
+
+struct Fakes {
+  Registry registry;
+  Fakes() { testing::register_fake_impls(registry); }
+  std::unique_ptr<KvCache> make(const std::string& name, const ModelConfig& c) {
+    return registry.get(name).create(ModelWeights::from_seed(c), ImplOptions{});
+  }
+};
+
+TEST(Workload, GenerationCountsFollowTheFormulas) {
+  Fakes fakes;
+  const ModelConfig c = tiny();
+  const std::uint64_t T = 10, L = c.layers, H = c.heads;
+  const auto inputs = benchmark_inputs(c, static_cast<int>(T), 5);
+  for (const char* name : {"fake_cached", "fake_naive"}) {
+    auto cache = fakes.make(name, c);
+    const Stats before = cache->stats();
+    const SeqId id = generate(*cache, inputs, static_cast<int>(T));
+    const Stats d = stats_delta(before, cache->stats());
+    EXPECT_EQ(cache->length(id), static_cast<int>(T));
+    const bool cached = std::string(name) == "fake_cached";
+    EXPECT_EQ(d.kv_projection_rows, cached ? L * T : L * T * (T + 1) / 2) << name;
+    EXPECT_EQ(d.qk_dot_products, H * L * T * (T + 1) / 2) << name;
+    if (cached) EXPECT_EQ(d.bytes_held, T * c.kv_bytes_per_token());
+  }
+}
+
+TEST(Workload, GenerateRejectsTooFewInputs) {
+  Fakes fakes;
+  auto cache = fakes.make("fake_cached", tiny());
+  EXPECT_THROW(generate(*cache, benchmark_inputs(tiny(), 3, 1), 4), Error);
+  EXPECT_THROW(generate(*cache, benchmark_inputs(tiny(), 3, 1), 0), Error);
+}
+
+TEST(Workload, DecodeStepRepeatsAtOnePositionWithEitherRollback) {
+  Fakes fakes;
+  const ModelConfig c = tiny();
+  for (Rollback rollback : {Rollback::truncate, Rollback::fork}) {
+    auto cache = fakes.make("fake_naive", c);
+    DecodeAtPosition at(*cache, rollback, 3);
+    at.extend_to(5, 2);  // chunks 2 + 2 + 1
+    at.extend_to(12, 4);
+    EXPECT_EQ(at.position(), 12);
+    for (int repeat = 0; repeat < 3; ++repeat) {
+      at.before_step();
+      const Stats before = cache->stats();
+      at.step();
+      const Stats d = stats_delta(before, cache->stats());
+      at.after_step();
+      // The step at position t projects t + 1 rows per layer (no cache) and makes H (t + 1)
+      // dot products per layer; the rollback leaves the sequence at t again.
+      EXPECT_EQ(d.kv_projection_rows, static_cast<std::uint64_t>(c.layers) * 13);
+      EXPECT_EQ(d.qk_dot_products, static_cast<std::uint64_t>(c.layers) * c.heads * 13);
+      ASSERT_EQ(cache->sequences().size(), 1u);
+      EXPECT_EQ(cache->length(cache->sequences().front()), 12);
+    }
+    EXPECT_THROW(at.extend_to(11), Error);             // cannot shrink
+    EXPECT_THROW(at.extend_to(c.capacity), Error);     // a step needs a free slot
+  }
+}
+
+TEST(Workload, RollbackNeedsTruncateOrFork) {
+  ImplInfo info;
+  info.name = "stiff";
+  info.caps.truncate = false;
+  info.caps.fork = true;
+  EXPECT_EQ(rollback_for(info), Rollback::fork);
+  info.caps.fork = false;
+  EXPECT_THROW(rollback_for(info), Error);
+}
+
+TEST(Bandwidth, SumWordsIsTheWrappingSum) {
+  // Every word distinct and large enough to wrap: a dropped or doubled stream shows.
+  for (std::size_t n : {64, 128, 4096}) {
+    std::vector<std::uint64_t> words(n);
+    std::uint64_t expected = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      words[i] = 0x9e3779b97f4a7c15ULL * (i + 1);
+      expected += words[i];
+    }
+    EXPECT_EQ(sum_words(words.data(), n), expected) << n << " words";
+  }
+}
+
+TEST(Bandwidth, MeasuresPositiveRatesOverTheRoundedBuffer) {
+  const Bandwidth b = measure_bandwidth((1 << 20) + 511, 2);
+  EXPECT_EQ(b.buffer_bytes, std::size_t{1} << 20);
+  EXPECT_EQ(b.passes, 2);
+  EXPECT_GT(b.read_bytes_per_second, 0);
+  EXPECT_GT(b.copy_bytes_per_second, 0);
+  EXPECT_THROW(measure_bandwidth(100, 1), Error);
+  EXPECT_THROW(measure_bandwidth(1 << 20, 0), Error);
+}
+
+}  // namespace
+}  // namespace kvbench::bench

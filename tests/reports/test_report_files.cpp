@@ -1,0 +1,113 @@
+// `kvbench report` end to end on a synthetic bench output: every file, a self-contained
+// HTML, and fits.json with the figures for machines.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "harness/error.h"
+#include "reports/plots.h"
+#include "reports/render.h"
+#include "tests/reports/synthetic.h"
+
+namespace kvbench::reports {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+bool have_gnuplot() {
+  try {
+    require_gnuplot();
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+TEST(Base64, Rfc4648Vectors) {
+  EXPECT_EQ(base64(""), "");
+  EXPECT_EQ(base64("f"), "Zg==");
+  EXPECT_EQ(base64("fo"), "Zm8=");
+  EXPECT_EQ(base64("foo"), "Zm9v");
+  EXPECT_EQ(base64("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(base64(std::string("\xff\x00\x10", 3)), "/wAQ");
+}
+
+TEST(Report, WritesEveryFileSelfContained) {
+  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot not found: install the Debian package gnuplot-nox";
+  const std::string dir = ::testing::TempDir() + "/kvbench-report-test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  testing::Synthetic s;
+  const std::string input = dir + "/bench.json";
+  std::ofstream(input) << s.standard().dump(1);
+  const std::string out = dir + "/report";
+  const ReportFiles files = write_report(input, out);
+
+  ASSERT_EQ(files.plots.size(), 5u);
+  for (const auto& p : files.plots) {
+    EXPECT_FALSE(p.empty) << p.name;
+    const std::string svg = slurp(p.svg), png = slurp(p.png);
+    EXPECT_NE(svg.find("<svg"), std::string::npos) << p.svg;
+    ASSERT_GT(png.size(), 8u) << p.png;
+    EXPECT_EQ(png.substr(1, 3), "PNG") << p.png;
+  }
+  for (const char* name : {"scaling", "latency", "speedup", "memory", "bandwidth"}) {
+    EXPECT_TRUE(fs::exists(out + "/" + name + ".svg")) << name;
+    EXPECT_TRUE(fs::exists(out + "/" + name + ".png")) << name;
+  }
+
+  const std::string html = slurp(files.html);
+  EXPECT_EQ(count(html, "data:image/svg+xml;base64,"), 5u);
+  // Self-contained: nothing fetched from elsewhere.
+  EXPECT_EQ(html.find("src=\"http"), std::string::npos);
+  EXPECT_EQ(html.find("href=\"http"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("<link"), std::string::npos);
+  EXPECT_NE(html.find("class=\"met\""), std::string::npos);
+  EXPECT_NE(html.find("naive stopped"), std::string::npos);
+
+  const std::string md = slurp(files.markdown);
+  EXPECT_NE(md.find("## Verdicts"), std::string::npos);
+  EXPECT_NE(md.find("![scaling](scaling.png)"), std::string::npos);
+  EXPECT_NE(md.find("naive: total generation time grows as T^2"), std::string::npos) << md;
+
+  const nlohmann::json fits = nlohmann::json::parse(slurp(files.fits));
+  const auto& naive = fits["implementations"]["naive"]["generate"];
+  EXPECT_NEAR(naive["exponent"].get<double>(), 2.0, 0.05);
+  EXPECT_NEAR(naive["r2"].get<double>(), 1.0, 1e-3);
+  EXPECT_EQ(naive["local_exponents"].size(), 6u);
+  EXPECT_TRUE(fits["implementations"]["cpu_cached"]["decode_step"].contains("threads:2"));
+  ASSERT_EQ(fits["targets"].size(), 7u);
+  for (const auto& t : fits["targets"]) {
+    EXPECT_TRUE(t.contains("measured") && t.contains("verdict")) << t.dump();
+  }
+  EXPECT_FALSE(fits["verdicts"].empty());
+}
+
+TEST(Report, MissingInputIsAnErrorNamingIt) {
+  try {
+    write_report("/nonexistent/x.json", ::testing::TempDir() + "/kvbench-report-missing");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/x.json"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace kvbench::reports
