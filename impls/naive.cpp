@@ -7,7 +7,10 @@
 // computes T, while the query-key dot products are T(T+1)/2 per query head and layer for
 // both (see DESIGN.md, "The model under test").
 //
-// Written for clarity, not speed: plain loops, fp32 arithmetic, a two-pass softmax.
+// It runs the same fp32 kernels as cpu_cached (impls/cpu_kernels.h: the multi-row
+// projection, vector dot products and axpy, the AVX2/FMA clone where the CPU has one), on one
+// thread, so that timing naive against cpu_cached measures the cache (the projections it
+// saves), not the quality of the loops. Softmax is two-pass: scores, then max, exp, sum.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -17,19 +20,38 @@
 #include <vector>
 
 #include "harness/error.h"
+#include "impls/cpu_kernels.h"
 #include "impls/impls.h"
 
 namespace kvbench {
 namespace {
 
-// y[r] = sum_c w[r * cols + c] x[c] for r < rows.
-void matvec(const float* w, int rows, int cols, const float* x, float* y) {
-  for (int r = 0; r < rows; ++r) {
-    const float* wr = w + static_cast<std::size_t>(r) * cols;
-    float sum = 0.0f;
-    for (int c = 0; c < cols; ++c) sum += wr[c] * x[c];
-    y[r] = sum;
+using namespace kernels;  // NOLINT: dot, axpy, sum, max_of, exp_nonpositive, project_rows
+
+// Y[i * rows + r] (+)= W[r] . X[i * cols] for r < rows, i < n: W [rows, cols], X [n, cols],
+// Y [n, rows]. In blocks of 256 KiB of W rows, which stay in L2 while a block is applied to
+// all n rows (cpu_cached's block size, measured there on llama2-7b shapes).
+void project(const float* W, int rows, int cols, const float* X, int n, float* Y,
+             bool accumulate) {
+  const int block = std::max(1, 65536 / cols);
+  for (int r0 = 0; r0 < rows; r0 += block) {
+    project_rows(W, cols, r0, std::min(rows, r0 + block), X, static_cast<std::size_t>(cols), n, Y,
+                 static_cast<std::size_t>(rows), accumulate);
   }
+}
+
+// o [d] = softmax_j(scale * q . k_j) v_j over keys j < keys, two-pass: p [keys] holds the
+// scores, then their exp. Row j of K (of V) starts at k + j * stride (v + j * stride).
+KVBENCH_HOT void attend_head(const float* q, const float* k, const float* v, std::size_t stride,
+                             int keys, int d, float scale, float* p, float* o) {
+  for (int j = 0; j < keys; ++j) p[j] = dot(q, k + static_cast<std::size_t>(j) * stride, d) * scale;
+  const float max_score = max_of(p, keys);
+  for (int j = 0; j < keys; ++j) p[j] -= max_score;  // <= 0, as exp_nonpositive requires
+  exp_nonpositive(p, keys);
+  const float inv = 1.0f / sum(p, keys);  // the max's term is exp(0) = 1: the sum is >= 1
+  std::fill(o, o + d, 0.0f);
+  for (int j = 0; j < keys; ++j) axpy(o, v + static_cast<std::size_t>(j) * stride, p[j], d);
+  for (int e = 0; e < d; ++e) o[e] *= inv;
 }
 
 class NaiveCache final : public KvCache {
@@ -112,13 +134,8 @@ void NaiveCache::forward(Sequence& seq, const float* x, int n, float* out) {
     std::vector<float>& inputs = seq.inputs[static_cast<std::size_t>(l)];
     inputs.insert(inputs.end(), cur.begin(), cur.end());
     attend_layer(w, inputs, n, attn);
-    // Residual: y = x + W_o o, the next layer's input.
-    std::vector<float> proj(dm);
-    for (int i = 0; i < n; ++i) {
-      matvec(w.wo.data(), c.d_model, c.q_width(),
-             attn.data() + static_cast<std::size_t>(i) * c.q_width(), proj.data());
-      for (std::size_t j = 0; j < dm; ++j) cur[i * dm + j] += proj[j];
-    }
+    // Residual: x += W_o o, the next layer's input.
+    project(w.wo.data(), c.d_model, c.q_width(), attn.data(), n, cur.data(), true);
   }
   std::copy(cur.begin(), cur.end(), out);
 }
@@ -133,42 +150,23 @@ void NaiveCache::attend_layer(const LayerWeights& w, const std::vector<float>& i
   // No cache: K and V of the whole prefix, projected again from the stored inputs.
   std::vector<float> k(static_cast<std::size_t>(total) * kvw);  // [total, H_kv * d]
   std::vector<float> v(static_cast<std::size_t>(total) * kvw);  // [total, H_kv * d]
-  for (int t = 0; t < total; ++t) {
-    const float* row = inputs.data() + static_cast<std::size_t>(t) * dm;
-    matvec(w.wk.data(), kvw, dm, row, k.data() + static_cast<std::size_t>(t) * kvw);
-    matvec(w.wv.data(), kvw, dm, row, v.data() + static_cast<std::size_t>(t) * kvw);
-  }
+  project(w.wk.data(), kvw, dm, inputs.data(), total, k.data(), false);
+  project(w.wv.data(), kvw, dm, inputs.data(), total, v.data(), false);
   counters().kv_projection_rows += static_cast<std::uint64_t>(total);
 
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  std::vector<float> q(static_cast<std::size_t>(qw));
-  std::vector<float> p(static_cast<std::size_t>(total));
+  std::vector<float> q(static_cast<std::size_t>(n) * qw);  // [n, H * d]
+  project(w.wq.data(), qw, dm, inputs.data() + static_cast<std::size_t>(old) * dm, n, q.data(),
+          false);
+  std::vector<float> p(static_cast<std::size_t>(total));  // [total] one head's scores
   attn.assign(static_cast<std::size_t>(n) * qw, 0.0f);
   for (int i = 0; i < n; ++i) {
     const int pos = old + i;  // attends to keys 0..pos
-    matvec(w.wq.data(), qw, dm, inputs.data() + static_cast<std::size_t>(pos) * dm, q.data());
     for (int h = 0; h < c.heads; ++h) {
-      const int g = h / c.group_size();
-      const float* qh = q.data() + static_cast<std::size_t>(h) * d;
-      float max_score = -INFINITY;
-      for (int j = 0; j <= pos; ++j) {
-        const float* kj = k.data() + static_cast<std::size_t>(j) * kvw + g * d;
-        float dot = 0.0f;
-        for (int e = 0; e < d; ++e) dot += qh[e] * kj[e];
-        p[j] = dot * scale;
-        max_score = std::max(max_score, p[j]);
-      }
-      float sum = 0.0f;
-      for (int j = 0; j <= pos; ++j) {
-        p[j] = std::exp(p[j] - max_score);
-        sum += p[j];
-      }
-      float* oh = attn.data() + static_cast<std::size_t>(i) * qw + static_cast<std::size_t>(h) * d;
-      for (int j = 0; j <= pos; ++j) {
-        const float* vj = v.data() + static_cast<std::size_t>(j) * kvw + g * d;
-        const float weight = p[j] / sum;
-        for (int e = 0; e < d; ++e) oh[e] += weight * vj[e];
-      }
+      const std::size_t g_off = static_cast<std::size_t>(h / c.group_size()) * d;
+      const std::size_t h_off = static_cast<std::size_t>(i) * qw + static_cast<std::size_t>(h) * d;
+      attend_head(q.data() + h_off, k.data() + g_off, v.data() + g_off,
+                  static_cast<std::size_t>(kvw), pos + 1, d, scale, p.data(), attn.data() + h_off);
     }
     // Each query head reads its KV head's rows itself: one K and one V row per key.
     const std::uint64_t keys = static_cast<std::uint64_t>(pos) + 1;
