@@ -8,6 +8,7 @@
 
 #include "ci/gate_stats.h"
 #include "harness/error.h"
+#include "reports/fit.h"
 
 namespace kvbench::gate {
 namespace {
@@ -64,7 +65,7 @@ double exponent_of(const InstructionCounts& counts, int steps) {
     t.push_back(position);
     ir.push_back(value);
   }
-  return fit_power_law(t, ir).exponent;
+  return reports::fit_power_law(t, ir).exponent;
 }
 
 void add_time_check(GateResult& result, const std::string& name, const ImplMeasurement& base,

@@ -9,34 +9,6 @@
 
 namespace kvbench::gate {
 
-PowerFit fit_power_law(const std::vector<double>& x, const std::vector<double>& y) {
-  require(x.size() == y.size() && x.size() >= 2, "fit_power_law: need >= 2 points of (x, y), got ",
-          x.size(), " x and ", y.size(), " y");
-  const double n = static_cast<double>(x.size());
-  double sx = 0, sy = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    require(x[i] > 0 && y[i] > 0 && std::isfinite(x[i]) && std::isfinite(y[i]),
-            "fit_power_law: point ", i, " (", x[i], ", ", y[i], ") is not positive and finite");
-    sx += std::log(x[i]);
-    sy += std::log(y[i]);
-  }
-  const double mx = sx / n, my = sy / n;
-  double sxx = 0, sxy = 0, syy = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double dx = std::log(x[i]) - mx, dy = std::log(y[i]) - my;
-    sxx += dx * dx;
-    sxy += dx * dy;
-    syy += dy * dy;
-  }
-  require(sxx > 0, "fit_power_law: all x are equal (", x[0], ")");
-  PowerFit fit;
-  fit.exponent = sxy / sxx;
-  fit.intercept = my - fit.exponent * mx;
-  const double ss_res = syy - fit.exponent * sxy;
-  fit.r2 = syy > 0 ? 1.0 - ss_res / syy : 1.0;
-  return fit;
-}
-
 double median(std::vector<double> values) {
   require(!values.empty(), "median: no values");
   std::sort(values.begin(), values.end());

@@ -1,22 +1,11 @@
-// Statistics the gate needs: a power-law fit for the scaling exponents and the Mann-Whitney
-// U test for the (optional) wall-clock check.
+// Statistics the gate needs beyond the shared power-law fit (reports/fit.h, used for the
+// scaling exponents): the median and the Mann-Whitney U test for the (optional) wall-clock
+// check.
 #pragma once
 
 #include <vector>
 
 namespace kvbench::gate {
-
-// TEMPORARY: reports/fit.h (branch `bench`) provides the same fit as
-// kvbench::reports::fit_power_law; the gate switches to it once it lands on main.
-struct PowerFit {
-  double intercept = 0;  // a (natural log): y ~ exp(a) x^b
-  double exponent = 0;   // b
-  double r2 = 0;         // of the fit on logs
-};
-
-// REQUIRES: x.size() == y.size() >= 2; every x, y > 0; not all x equal.
-// RETURNS: least squares log y = a + b log x. Throws Error otherwise.
-PowerFit fit_power_law(const std::vector<double>& x, const std::vector<double>& y);
 
 // REQUIRES: non-empty. RETURNS: the median (mean of the middle two for an even count).
 double median(std::vector<double> values);

@@ -118,6 +118,7 @@ class Analyzer {
     a_.read_bandwidth = d_.read_bandwidth;
     a_.copy_bandwidth = d_.copy_bandwidth;
     a_.llc_bytes = d_.llc_bytes;
+    a_.device_bandwidth = d_.device_bandwidth;
     if (a_.baseline.empty()) {
       for (const auto& impl : d_.impls(BenchKind::generate)) {
         if (impl == "naive") a_.baseline = impl;
@@ -175,12 +176,21 @@ class Analyzer {
         if (!m->has("kv_bytes_read")) continue;
         BandwidthPoint p;
         p.impl = s.impl;
+        p.device = d_.device_of(s.impl);
         p.threads = s.threads;
         p.position = m->id.size;
         p.kv_bytes = m->counter("kv_bytes_read");
         p.bytes_per_second = p.kv_bytes / m->seconds;
-        p.of_read = a_.read_bandwidth > 0 ? p.bytes_per_second / a_.read_bandwidth : 0;
-        p.of_copy = a_.copy_bandwidth > 0 ? p.bytes_per_second / a_.copy_bandwidth : 0;
+        // A device implementation is set against its device's own bandwidth (0 when that was
+        // not measured), never against the host's.
+        double read = a_.read_bandwidth, copy = a_.copy_bandwidth;
+        if (p.device != "cpu") {
+          const auto* device = d_.device_bandwidth_of(p.device);
+          read = device ? device->read : 0;
+          copy = device ? device->copy : 0;
+        }
+        p.of_read = read > 0 ? p.bytes_per_second / read : 0;
+        p.of_copy = copy > 0 ? p.bytes_per_second / copy : 0;
         a_.bandwidth.push_back(p);
       }
     }
@@ -449,13 +459,21 @@ class Analyzer {
     // bandwidths and placed relative to the last-level cache.
     auto where = [&](const BandwidthPoint& p) {
       std::string w = "t = " + sig(p.position) + ", " + bytes_text(p.kv_bytes) + " of K/V read";
-      if (a_.llc_bytes > 0) {
+      if (a_.llc_bytes > 0 && p.device == "cpu") {  // the host's last-level cache
         w += p.kv_bytes > a_.llc_bytes ? ", " + sig(p.kv_bytes / a_.llc_bytes) + "x the LLC"
                                        : ", within the LLC";
       }
       return w;
     };
     auto fractions = [&](const BandwidthPoint& p) {
+      if (p.device != "cpu") {
+        const auto* device = d_.device_bandwidth_of(p.device);
+        if (!device) return " (no " + p.device + " device bandwidth in the run to compare with)";
+        return " = " + percent(p.of_read) + " of the " + p.device + " device's read-only " +
+               "bandwidth (" + rate_text(device->read) + ", bytes read) and " +
+               percent(p.of_copy) + " of its copy bandwidth (" + rate_text(device->copy) +
+               ", bytes read + written)";
+      }
       if (a_.read_bandwidth <= 0) return std::string();
       return " = " + percent(p.of_read) + " of the read-only bandwidth (" +
              rate_text(a_.read_bandwidth) + ", bytes read) and " + percent(p.of_copy) +
@@ -592,6 +610,7 @@ json Analysis::to_json() const {
   json bw = json::array();
   for (const auto& p : bandwidth) {
     bw.push_back({{"impl", p.impl},
+                  {"device", p.device},
                   {"threads", p.threads},
                   {"position", p.position},
                   {"kv_bytes_read", p.kv_bytes},
@@ -612,6 +631,15 @@ json Analysis::to_json() const {
   }
   json verdict_json = json::array();
   for (const auto& v : verdicts) verdict_json.push_back({{"topic", v.topic}, {"text", v.text}});
+  json devices = json::object();
+  for (const auto& d : device_bandwidth) {
+    devices[d.device] = {{"name", d.name},
+                         {"read_bytes_per_second", d.read},
+                         {"copy_bytes_per_second", d.copy},
+                         {"read_counts", "bytes read once"},
+                         {"copy_counts", "bytes read + bytes written"},
+                         {"buffer_bytes", d.buffer_bytes}};
+  }
   json model = nullptr;
   if (has_config) {
     model = {{"flops_per_projection_row", flops_per_projection_row(config)},
@@ -632,6 +660,7 @@ json Analysis::to_json() const {
             {"read_counts", "bytes read once"},
             {"copy_counts", "bytes read + bytes written"},
             {"llc_bytes", llc_bytes}}},
+          {"device_bandwidth", devices},
           {"implementations", impls},
           {"speedup", speed},
           {"bandwidth_points", bw},

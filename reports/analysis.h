@@ -55,12 +55,13 @@ struct Speedup {
 
 struct BandwidthPoint {
   std::string impl;
+  std::string device = "cpu";    // ImplInfo::device; the fractions are of that device's bandwidth
   int threads = 1;
   double position = 0;
   double kv_bytes = 0;           // K/V the step reads (the counter kv_bytes_read)
   double bytes_per_second = 0;   // K/V bytes read per second of the step
-  double of_read = 0;            // fraction of the read-only bandwidth (0 when unknown)
-  double of_copy = 0;            // fraction of the copy bandwidth
+  double of_read = 0;            // fraction of its device's read-only bandwidth (0: unknown)
+  double of_copy = 0;            // fraction of its device's copy bandwidth
 };
 
 // One sentence of the summary, under its topic ("Growth with T", "Speedup", ...).
@@ -87,7 +88,8 @@ struct Analysis {
   bool has_config = false;
   std::string baseline;                 // the no-cache implementation
   std::string cached;                   // the cache the speedup target is about
-  double read_bandwidth = 0, copy_bandwidth = 0, llc_bytes = 0;
+  double read_bandwidth = 0, copy_bandwidth = 0, llc_bytes = 0;  // the host's
+  std::vector<BenchData::DeviceBandwidth> device_bandwidth;       // devices' own, when measured
   std::vector<SeriesAnalysis> generation;
   std::vector<SeriesAnalysis> decode;
   std::vector<Speedup> speedups;

@@ -83,6 +83,26 @@ void read_context(BenchData& d) {
     }
   }
   if (k.contains("machine")) d.llc_bytes = k["machine"].value("llc_bytes", 0.0);
+  if (k.contains("implementations") && k["implementations"].is_array()) {
+    for (const auto& impl : k["implementations"]) {
+      if (impl.contains("name") && impl.contains("device")) {
+        d.impl_device[impl["name"].get<std::string>()] = impl["device"].get<std::string>();
+      }
+    }
+  }
+  // {"cuda": {"name", "read_bytes_per_second", "copy_bytes_per_second", "buffer_bytes", ...}};
+  // a device whose measurement failed has rates of 0 and an "error": it is left out.
+  if (k.contains("device_bandwidth") && k["device_bandwidth"].is_object()) {
+    for (const auto& [device, b] : k["device_bandwidth"].items()) {
+      BenchData::DeviceBandwidth db;
+      db.device = device;
+      db.name = b.value("name", "");
+      db.read = b.value("read_bytes_per_second", 0.0);
+      db.copy = b.value("copy_bytes_per_second", 0.0);
+      db.buffer_bytes = b.value("buffer_bytes", 0.0);
+      if (db.read > 0) d.device_bandwidth.push_back(db);
+    }
+  }
 }
 
 }  // namespace
@@ -176,6 +196,18 @@ BenchData load_bench(const std::string& path) {
     fail("'", path, "' is not valid JSON: ", e.what());
   }
   return parse_bench(doc, path);
+}
+
+std::string BenchData::device_of(const std::string& impl) const {
+  const auto it = impl_device.find(impl);
+  return it == impl_device.end() ? "cpu" : it->second;
+}
+
+const BenchData::DeviceBandwidth* BenchData::device_bandwidth_of(const std::string& device) const {
+  for (const auto& b : device_bandwidth) {
+    if (b.device == device) return &b;
+  }
+  return nullptr;
 }
 
 const BenchData::SizedBandwidth* BenchData::bandwidth_near(double bytes) const {

@@ -44,6 +44,23 @@ struct BenchData {
   std::vector<SizedBandwidth> bandwidth_by_size;
   // RETURNS: the sized read bandwidth whose buffer is within 25% of `bytes`, or null.
   const SizedBandwidth* bandwidth_near(double bytes) const;
+  // A device's own bandwidth ceilings (the kvbench context's "device_bandwidth", written
+  // when an implementation ran on a device: harness/bench/device_bandwidth.h).
+  struct DeviceBandwidth {
+    std::string device;        // ImplInfo::device: "cuda"
+    std::string name;          // "NVIDIA H100 80GB HBM3"
+    double read = 0;           // bytes/s, read-only streaming, each byte read counted once
+    double copy = 0;           // bytes/s, device-to-device copy, bytes read + written
+    double buffer_bytes = 0;   // the read-only buffer
+  };
+  std::vector<DeviceBandwidth> device_bandwidth;  // only devices with a read bandwidth > 0
+  // Implementation -> ImplInfo::device, from the context's implementation list.
+  std::map<std::string, std::string> impl_device;
+  // RETURNS: impl's device ("cpu" when the context does not say).
+  std::string device_of(const std::string& impl) const;
+  // RETURNS: the measured bandwidth of `device`, or null (none measured, or "cpu": the host's
+  // bandwidth is read_bandwidth / copy_bandwidth above).
+  const DeviceBandwidth* device_bandwidth_of(const std::string& device) const;
   std::vector<Measurement> measurements;  // sorted by kind, impl, threads, size
 
   // RETURNS: the measurements of one series in increasing size.

@@ -456,7 +456,10 @@ class PlotWriter {
                    "buffer the size of the K/V at the long position (a working set of a few "
                    "caches' size still partly hits in the cache, the K/V as much as the buffer: "
                    "compare like with like). Dotted vertical line: the position where the K/V "
-                   "equal the last-level cache; to its right they stream from memory.");
+                   "equal the last-level cache; to its right they stream from memory. When an "
+                   "implementation ran on a device (CUDA), green lines: that device's own "
+                   "read-only (a reduction kernel) and copy (device to device; bytes read + "
+                   "written) bandwidths, measured in the same run; the y axis is then logarithmic.");
     std::vector<std::string> curves;
     std::map<std::pair<std::string, int>, std::vector<std::vector<double>>> rows;
     double lo = 0, hi = 0;
@@ -503,6 +506,23 @@ class PlotWriter {
           top = std::max(top, b.read / 1e9);
         }
       }
+      // A device's own ceilings (when a device implementation ran and they were measured):
+      // the device implementations' points are set against these, not the host's lines.
+      for (const auto& d : a_.device_bandwidth) {
+        const std::string who = d.device + (d.name.empty() ? "" : " " + d.name);
+        curves.push_back(fixed(d.read / 1e9, 3) +
+                         " with lines lw 2 dt 2 lc rgb '#1b7837' title \"" +
+                         title_safe(who + " read-only " + rate_text(d.read) + " over " +
+                                    bytes_text(d.buffer_bytes)) + "\"");
+        top = std::max(top, d.read / 1e9);
+        if (d.copy > 0) {
+          curves.push_back(fixed(d.copy / 1e9, 3) +
+                           " with lines lw 2 dt 3 lc rgb '#5aae61' title \"" +
+                           title_safe(who + " copy " + rate_text(d.copy) + " (read+write)") +
+                           "\"");
+          top = std::max(top, d.copy / 1e9);
+        }
+      }
       const double at = a_.has_config ? a_.llc_bytes / a_.config.kv_bytes_per_token() : 0;
       if (inside(at, lo, hi)) {
         script_ << "set arrow 1 from " << at << ", graph 0 to " << at
@@ -510,11 +530,23 @@ class PlotWriter {
                 << "set label 1 'K/V = last-level cache' at " << at
                 << ", graph 0.95 right offset -0.5,0 font labelfont\n";
       }
+      // A device's rates are ~100x the host's: with device lines the y axis is logarithmic,
+      // down to the lowest point, so that the host's series stay readable.
+      if (!a_.device_bandwidth.empty()) {
+        double bottom = top;
+        for (const auto& entry : rows) {
+          for (const auto& r : entry.second) {
+            if (r[1] > 0) bottom = std::min(bottom, r[1]);
+          }
+        }
+        script_ << "set logscale y 10\nset yrange [" << bottom / 1.5 << ":" << top * 1.5 << "]\n";
+      } else {
+        script_ << "set yrange [0:" << top * 1.15 << "]\n";
+      }
       // Rates fill the whole area (rising in cache, falling past it): the key goes outside.
       script_ << "set key outside right top\n"
               << "set title 'K/V bytes read per second against position t'\n"
               << "set logscale x 2\nset format y '%g'\n"
-              << "set yrange [0:" << top * 1.15 << "]\n"
               << "set xrange [" << lo / 1.3 << ":" << hi * 1.3 << "]\n"
               << "set xlabel 'position t (tokens already cached)'\n"
               << "set ylabel 'GB/s (10^9 bytes per second)'\n"

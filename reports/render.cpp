@@ -65,6 +65,14 @@ std::vector<std::pair<std::string, std::string>> run_facts(const BenchData& d, c
                      rate_text(b["before"].value("read_bytes_per_second", 0.0)) + ", after: " +
                      rate_text(b["after"].value("read_bytes_per_second", 0.0)) + ")"});
   }
+  for (const auto& db : a.device_bandwidth) {
+    f.push_back({db.device + " device bandwidth (this run)",
+                 (db.name.empty() ? std::string() : db.name + ": ") + "read-only " +
+                     rate_text(db.read) + " (reduction kernel over " +
+                     bytes_text(db.buffer_bytes) + "; counts bytes read once), copy " +
+                     rate_text(db.copy) +
+                     " (device to device; counts bytes read + bytes written); best passes"});
+  }
   const std::string date = context_string(d, "date");
   if (!date.empty()) f.push_back({"date", date});
   const std::string command = context_string(d, "kvbench_command");

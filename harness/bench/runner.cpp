@@ -264,6 +264,10 @@ class Runner {
       m.runs.push_back({"before", last_bandwidth_});
       outcome_.matched_bandwidth.push_back(m);
     }
+    for (const std::string& device : devices_of(impls_)) {
+      outcome_.device_bandwidth.push_back(DeviceBandwidth{device, "", {}, ""});
+    }
+    measure_devices("before");
     init_google_benchmark();
 
     const std::vector<Series> plan = plan_series(o_, impls_);
@@ -288,6 +292,7 @@ class Runner {
       measure_now("after", sizes[i].second);
       outcome_.matched_bandwidth[i].runs.push_back({"after", last_bandwidth_});
     }
+    measure_devices("after");
     outcome_.wall_seconds = seconds_since(start);
     write_json(collector.kept());
     return outcome_;
@@ -369,6 +374,22 @@ class Runner {
         last_bandwidth_.read_bytes_per_second / 1e9, " GB/s, copy ",
         last_bandwidth_.copy_bytes_per_second / 1e9, " GB/s (read + written), ",
         format_seconds(seconds_since(start)));
+  }
+
+  void measure_devices(const char* when) {
+    for (DeviceBandwidth& d : outcome_.device_bandwidth) {
+      const auto start = Clock::now();
+      measure_device_bandwidth(when, d);
+      if (!d.error.empty()) {
+        say("device bandwidth (", d.device, ", ", when, "): not measured: ", d.error);
+        continue;
+      }
+      const json j = device_bandwidth_json(d);
+      say("device bandwidth (", d.device, " ", d.name, ", ", when, "): read ",
+          j["read_bytes_per_second"].get<double>() / 1e9, " GB/s, copy ",
+          j["copy_bytes_per_second"].get<double>() / 1e9, " GB/s (read + written), ",
+          format_seconds(seconds_since(start)));
+    }
   }
 
   void init_google_benchmark() {
@@ -633,6 +654,10 @@ class Runner {
                        {"threads_capable", impl->caps.threads},
                        {"timer", TimerRegistry::global().make(*impl)->describe()}});
     }
+    json devices = json::object();
+    for (const DeviceBandwidth& d : outcome_.device_bandwidth) {
+      devices[d.device] = device_bandwidth_json(d);
+    }
     const json all = {
         {"format", 1},
         {"shape", o_.shape},
@@ -647,6 +672,7 @@ class Runner {
           {"before", bandwidth_json(b)},
           {"after", bandwidth_json(a)},
           {"by_size", matched}}},
+        {"device_bandwidth", devices},
         {"options",
          {{"quick", o_.quick},
           {"min_time", o_.min_time},
@@ -678,6 +704,13 @@ class Runner {
     set_context("llc_bytes", std::to_string(outcome_.machine.llc_bytes));
     set_context("read_bandwidth_bytes_per_second", json(read).dump());
     set_context("copy_bandwidth_bytes_per_second", json(copy).dump());
+    for (const auto& [device, j] : devices.items()) {
+      set_context(device + "_read_bandwidth_bytes_per_second",
+                  json(j["read_bytes_per_second"]).dump());
+      set_context(device + "_copy_bandwidth_bytes_per_second",
+                  json(j["copy_bytes_per_second"]).dump());
+      set_context(device + "_copy_bandwidth_counts", "read + write (2 x bytes copied)");
+    }
     set_context("naive_stopped_at",
                 naive_stop.is_null() ? "not stopped"
                                      : "T=" + std::to_string(naive_stop["stopped_before"].get<int>()) +

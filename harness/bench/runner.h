@@ -10,7 +10,8 @@
 // before a size whose single iteration (or whose preparation) is predicted to pass the time
 // budget; where each series stopped goes into the output. The output is Google Benchmark's
 // own JSON, written by its JSONReporter, with a `context` block that records the model, the
-// machine and the memory bandwidths measured in this process before and after the sweeps.
+// machine and the memory bandwidths measured in this process before and after the sweeps
+// (also the device's own, when an implementation runs on a device: device_bandwidth.h).
 #pragma once
 
 #include <cstddef>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "harness/bench/bandwidth.h"
+#include "harness/bench/device_bandwidth.h"
 #include "harness/bench/machine.h"
 #include "harness/config.h"
 #include "harness/registry.h"
@@ -79,6 +81,9 @@ struct BenchOutcome {
     std::vector<std::pair<std::string, Bandwidth>> runs;  // ("before", ...), ("adjacent", ...)
   };
   std::vector<MatchedBandwidth> matched_bandwidth;
+  // Per device other than "cpu" that a selected implementation runs on: its read-only and
+  // copy bandwidth before and after the sweeps (the JSON's "device_bandwidth"), or the error.
+  std::vector<DeviceBandwidth> device_bandwidth;
   double wall_seconds = 0;
 };
 

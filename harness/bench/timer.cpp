@@ -4,6 +4,10 @@
 
 #include "harness/error.h"
 
+#if KVBENCH_HAVE_CUDA
+#include "impls/cuda_timing.h"
+#endif
+
 namespace kvbench::bench {
 
 namespace {
@@ -20,10 +24,42 @@ class HostTimer : public RegionTimer {
   std::chrono::steady_clock::time_point start_;
 };
 
-// Device timers built into kvbench. A device implementation adds its factory here
-// (e.g. `registry.set("cuda", make_cuda_event_timer)` under #if KVBENCH_HAVE_CUDA, with the
-// factory defined in its own translation unit).
-void register_builtin_timers(TimerRegistry& /*registry*/) {}
+#if KVBENCH_HAVE_CUDA
+// GPU time of the region: CUDA events on the legacy default stream, which orders with every
+// blocking stream (cuda_cached's), so the interval covers all device work enqueued between
+// start() and stop(), including device idle time while the host prepares the next launch;
+// stop() waits for the stop event. The events are created at the first start(), so that
+// making a timer (the runner asks every selected implementation's timer to describe itself)
+// touches no device.
+class CudaEventTimer : public RegionTimer {
+ public:
+  void start() override {
+    if (!events_) events_ = std::make_unique<cuda::EventTimer>();
+    events_->start();
+  }
+  double stop() override {
+    require(events_ != nullptr, "CUDA event timer: stop() without start()");
+    return events_->stop_ms() * 1e-3;
+  }
+  std::string describe() const override {
+    return "CUDA events (legacy default stream; GPU time between the region's start and end)";
+  }
+
+ private:
+  std::unique_ptr<cuda::EventTimer> events_;
+};
+#endif
+
+// Device timers built into kvbench, by ImplInfo::device.
+void register_builtin_timers(TimerRegistry& registry) {
+#if KVBENCH_HAVE_CUDA
+  registry.set("cuda", [](const ImplInfo&) -> std::unique_ptr<RegionTimer> {
+    return std::make_unique<CudaEventTimer>();
+  });
+#else
+  (void)registry;  // no device timers in a build without CUDA: every device uses the host timer
+#endif
+}
 
 }  // namespace
 

@@ -1,0 +1,54 @@
+// A device's own bandwidth ceilings, measured in the benchmark process when a selected
+// implementation runs on that device, so that a report can set a device implementation's K/V
+// bytes read per second against what the device streams in the same run (not against the
+// host's single-thread bandwidth, which says nothing about a GPU).
+//
+// Only "cuda" has a measurement (impls/cuda_timing.h, CUDA builds). The JSON layout written
+// into the `kvbench` context under "device_bandwidth" is built here from plain numbers, so it
+// is tested without a device.
+#pragma once
+
+#include <cstddef>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "harness/registry.h"
+
+namespace kvbench::bench {
+
+// One timed measurement of one kind on the device.
+struct DeviceBandwidthRun {
+  std::string when;               // "before" or "after" the sweeps
+  std::string kind;               // "read-only streaming" or "device-to-device copy"
+  std::size_t buffer_bytes = 0;   // bytes read (read-only) or copied (copy) per pass
+  std::size_t bytes_counted = 0;  // bytes per pass the rate counts
+  std::string counting;           // how bytes_counted relates to buffer_bytes
+  int repetitions = 0;
+  double best_ms = 0, median_ms = 0;
+};
+
+struct DeviceBandwidth {
+  std::string device;  // ImplInfo::device: "cuda"
+  std::string name;    // the device's own name ("NVIDIA H100 80GB HBM3")
+  std::vector<DeviceBandwidthRun> runs;
+  std::string error;   // non-empty: the measurement failed (what was thrown)
+};
+
+// RETURNS: the devices other than "cpu" that some of `impls` run on, in order of first
+// appearance (each once). The runner measures the ones it knows how to (just "cuda").
+std::vector<std::string> devices_of(const std::vector<const ImplInfo*>& impls);
+
+// Measures `device`'s read-only and copy bandwidth once each (label `when`) and appends the
+// runs to `into`; sets into.error (and stops) when the device cannot be measured, also in a
+// build without CUDA. Never throws.
+void measure_device_bandwidth(const std::string& when, DeviceBandwidth& into);
+
+// RETURNS: the context entry. Keys: device, name; read_bytes_per_second and
+// copy_bytes_per_second (the best pass over all runs of each kind; 0 when none);
+// read_counts / copy_counts (what a rate counts: the copy counts bytes read + written,
+// 2 x the bytes copied); copy_bytes_counted_per_byte_copied (2); buffer_bytes; runs (each
+// with its best and median rates); error when set.
+nlohmann::json device_bandwidth_json(const DeviceBandwidth& measured);
+
+}  // namespace kvbench::bench

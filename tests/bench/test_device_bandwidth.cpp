@@ -1,0 +1,73 @@
+// The host-side half of device timing in benchmarks: which devices get a bandwidth
+// measurement, the JSON the runner writes for it (from plain numbers), that a device that
+// cannot be measured is recorded rather than thrown, and which timer each device gets.
+// Nothing here needs a GPU.
+#include <gtest/gtest.h>
+
+#include "harness/bench/device_bandwidth.h"
+#include "harness/bench/timer.h"
+
+namespace kvbench::bench {
+namespace {
+
+ImplInfo impl_on(const std::string& name, const std::string& device) {
+  ImplInfo info;
+  info.name = name;
+  info.device = device;
+  return info;
+}
+
+TEST(DeviceBandwidth, DevicesOfListsEachNonHostDeviceOnce) {
+  const ImplInfo a = impl_on("naive", "cpu"), b = impl_on("cuda_cached", "cuda"),
+                 c = impl_on("other_cuda", "cuda"), d = impl_on("npu_impl", "npu");
+  EXPECT_TRUE(devices_of({&a}).empty());
+  EXPECT_EQ(devices_of({&a, &b, &c, &d}), (std::vector<std::string>{"cuda", "npu"}));
+}
+
+TEST(DeviceBandwidth, JsonKeepsTheBestPassOfEachKindAndSaysHowBytesCount) {
+  DeviceBandwidth m{"cuda", "Test GPU", {}, ""};
+  const std::size_t gib = std::size_t{1} << 30;
+  // 1 GiB read in 0.5 ms best / 0.6 ms median; copy of 1 GiB counted as 2 GiB in 1 ms.
+  m.runs.push_back({"before", "read-only streaming", gib, gib, "read once", 20, 0.5, 0.6});
+  m.runs.push_back({"before", "device-to-device copy", gib, 2 * gib, "read + write", 20, 1.0, 1.1});
+  m.runs.push_back({"after", "read-only streaming", gib, gib, "read once", 20, 0.4, 0.7});
+  m.runs.push_back({"after", "device-to-device copy", gib, 2 * gib, "read + write", 20, 1.25, 1.3});
+  const nlohmann::json j = device_bandwidth_json(m);
+  const double g = static_cast<double>(gib);
+  EXPECT_EQ(j["device"], "cuda");
+  EXPECT_EQ(j["name"], "Test GPU");
+  EXPECT_DOUBLE_EQ(j["read_bytes_per_second"].get<double>(), g / 0.4e-3);       // "after"
+  EXPECT_DOUBLE_EQ(j["copy_bytes_per_second"].get<double>(), 2 * g / 1.0e-3);   // "before"
+  EXPECT_EQ(j["copy_bytes_counted_per_byte_copied"], 2);
+  EXPECT_NE(j["copy_counts"].get<std::string>().find("read + bytes written"), std::string::npos);
+  EXPECT_EQ(j["buffer_bytes"].get<std::size_t>(), gib);
+  ASSERT_EQ(j["runs"].size(), 4u);
+  EXPECT_DOUBLE_EQ(j["runs"][0]["median_bytes_per_second"].get<double>(), g / 0.6e-3);
+  EXPECT_FALSE(j.contains("error"));
+}
+
+TEST(DeviceBandwidth, AnUnmeasurableDeviceIsRecordedNotThrown) {
+  DeviceBandwidth m{"npu", "", {}, ""};
+  EXPECT_NO_THROW(measure_device_bandwidth("before", m));
+  EXPECT_NE(m.error.find("'npu'"), std::string::npos) << m.error;
+  EXPECT_TRUE(m.runs.empty());
+  const nlohmann::json j = device_bandwidth_json(m);
+  EXPECT_EQ(j["read_bytes_per_second"].get<double>(), 0.0);
+  EXPECT_EQ(j["error"], m.error);
+}
+
+TEST(Timer, CudaImplementationsGetCudaEventsInCudaBuildsAndTheHostClockOtherwise) {
+  // Making a timer touches no device (the events are created at the first start()), so this
+  // runs on a machine without a GPU.
+  const auto cuda = TimerRegistry::global().make(impl_on("cuda_cached", "cuda"));
+  const auto cpu = TimerRegistry::global().make(impl_on("cpu_cached", "cpu"));
+  EXPECT_EQ(cpu->describe(), "host steady_clock");
+#if KVBENCH_HAVE_CUDA
+  EXPECT_NE(cuda->describe().find("CUDA events"), std::string::npos) << cuda->describe();
+#else
+  EXPECT_EQ(cuda->describe(), "host steady_clock");
+#endif
+}
+
+}  // namespace
+}  // namespace kvbench::bench
