@@ -20,13 +20,13 @@ set logscale y 10
 set ylabel 'seconds per generation'
 set xlabel ''
 set xrange [12.3077:21299.2]
-plot 'gen_naive.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#1f77b4' title "naive: b = 1.97, R² = 1.000", \
+plot 'gen_naive.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#1f77b4' title "naive: b = 1.94, R² = 1.000", \
      'gen_naive.dat' using 1:3 with lines lw 2 lc rgb '#1f77b4' notitle, \
-     'gen_cpu_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#d62728' title "cpu_cached: b = 1.26, R² = 0.948", \
+     'gen_cpu_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#d62728' title "cpu_cached: b = 1.34, R² = 0.964", \
      'gen_cpu_cached.dat' using 1:3 with lines lw 2 lc rgb '#d62728' notitle, \
-     'gen_torch_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#2ca02c' title "torch_cached: b = 1.46, R² = 0.973", \
+     'gen_torch_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#2ca02c' title "torch_cached: b = 1.45, R² = 0.976", \
      'gen_torch_cached.dat' using 1:3 with lines lw 2 lc rgb '#2ca02c' notitle, \
-     'gen_torch_static.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#ff7f0e' title "torch_static: b = 1.34, R² = 0.974", \
+     'gen_torch_static.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#ff7f0e' title "torch_static: b = 1.32, R² = 0.978", \
      'gen_torch_static.dat' using 1:3 with lines lw 2 lc rgb '#ff7f0e' notitle, \
      'guides.dat' using 1:2 with lines dt 2 lw 1.5 lc rgb '#888888' title "∝ T", \
      'guides.dat' using 1:3 with lines dt 3 lw 1.5 lc rgb '#888888' title "∝ T²"
@@ -36,7 +36,7 @@ unset logscale y
 set format y '%.1f'
 set ylabel 'local exponent'
 set xlabel 'T (tokens generated)'
-set yrange [-0.25:3.04278]
+set yrange [-0.25:3]
 set ytics -5,0.5,10
 set mytics 1
 unset key

@@ -12,7 +12,7 @@ set title 'Speedup naive / cached against T'
 set logscale x 2
 set logscale y 10
 set format y '%g'
-set xrange [12.3077:332.8]
+set xrange [12.3077:1331.2]
 set xlabel 'T (tokens generated)'
 set ylabel 'time ratio (x)'
 plot 'speedup_cpu_cached.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#d62728' title "naive / cpu_cached measured", \
