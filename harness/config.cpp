@@ -54,8 +54,8 @@ std::string ModelConfig::describe() const {
   return out.str();
 }
 
-namespace {
-ModelConfig shape(int layers, int d_model, int heads, int kv_heads, int head_dim, int capacity) {
+ModelConfig ModelConfig::make(int layers, int d_model, int heads, int kv_heads, int head_dim,
+                              int capacity, DType dtype, std::uint64_t seed) {
   ModelConfig c;
   c.layers = layers;
   c.d_model = d_model;
@@ -63,7 +63,14 @@ ModelConfig shape(int layers, int d_model, int heads, int kv_heads, int head_dim
   c.kv_heads = kv_heads;
   c.head_dim = head_dim;
   c.capacity = capacity;
+  c.dtype = dtype;
+  c.seed = seed;
   return c;
+}
+
+namespace {
+ModelConfig shape(int layers, int d_model, int heads, int kv_heads, int head_dim, int capacity) {
+  return ModelConfig::make(layers, d_model, heads, kv_heads, head_dim, capacity);
 }
 }  // namespace
 

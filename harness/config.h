@@ -34,6 +34,10 @@ struct ModelConfig {
   DType dtype = DType::f32;
   std::uint64_t seed = 1;  // the weights come from this seed
 
+  // RETURNS: the config with these fields (validate() is not called: tests build bad ones).
+  static ModelConfig make(int layers, int d_model, int heads, int kv_heads, int head_dim,
+                          int capacity = 4096, DType dtype = DType::f32, std::uint64_t seed = 1);
+
   // REQUIRES nothing. Throws Error naming the first bad field and its value.
   void validate() const;
 

@@ -107,14 +107,7 @@ ScalarResult scalar_forward(const ModelWeights& weights, const std::vector<float
 
 ModelConfig small_config(int layers, int d_model, int heads, int kv_heads, int head_dim,
                          std::uint64_t seed) {
-  ModelConfig c;
-  c.layers = layers;
-  c.d_model = d_model;
-  c.heads = heads;
-  c.kv_heads = kv_heads;
-  c.head_dim = head_dim;
-  c.seed = seed;
-  return c;
+  return ModelConfig::make(layers, d_model, heads, kv_heads, head_dim, 4096, DType::f32, seed);
 }
 
 double max_abs(const std::vector<double>& a) {

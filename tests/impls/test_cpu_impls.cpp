@@ -51,15 +51,7 @@ double max_abs_diff(const std::vector<float>& got, const ReferenceResult& ref, i
 }
 
 ModelConfig shape(int layers, int d_model, int heads, int kv_heads, int head_dim, int capacity) {
-  ModelConfig c;
-  c.layers = layers;
-  c.d_model = d_model;
-  c.heads = heads;
-  c.kv_heads = kv_heads;
-  c.head_dim = head_dim;
-  c.capacity = capacity;
-  c.seed = 7;
-  return c;
+  return ModelConfig::make(layers, d_model, heads, kv_heads, head_dim, capacity, DType::f32, 7);
 }
 
 // One numerics case: a model, a prompt of `prompt` tokens, then `decode` single steps, with

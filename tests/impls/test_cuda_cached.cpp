@@ -43,16 +43,7 @@ using cuda_testing::kU;
   } while (0)
 
 ModelConfig shape(int d_model, int heads, int kv_heads, int head_dim, int capacity, DType dtype) {
-  ModelConfig c;
-  c.layers = 1;
-  c.d_model = d_model;
-  c.heads = heads;
-  c.kv_heads = kv_heads;
-  c.head_dim = head_dim;
-  c.capacity = capacity;
-  c.dtype = dtype;
-  c.seed = 5;
-  return c;
+  return ModelConfig::make(1, d_model, heads, kv_heads, head_dim, capacity, dtype, 5);
 }
 
 // ---- without a GPU too -----------------------------------------------------------------------
