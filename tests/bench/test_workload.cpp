@@ -12,14 +12,7 @@ namespace kvbench::bench {
 namespace {
 
 ModelConfig tiny() {
-  ModelConfig c;
-  c.layers = 2;
-  c.d_model = 16;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.head_dim = 8;
-  c.capacity = 64;
-  return c;
+  return ModelConfig::make(2, 16, 4, 2, 8, 64);
 }
 
 struct Fakes {

@@ -30,15 +30,8 @@ const ModelCase kModels[] = {
 };
 
 ModelConfig config_of(const ModelCase& m, int capacity = 64) {
-  ModelConfig c;
-  c.layers = m.layers;
-  c.d_model = m.d_model;
-  c.heads = m.heads;
-  c.kv_heads = m.kv_heads;
-  c.head_dim = m.head_dim;
-  c.capacity = capacity;
-  c.seed = 7;
-  return c;
+  return ModelConfig::make(m.layers, m.d_model, m.heads, m.kv_heads, m.head_dim, capacity,
+                           DType::f32, 7);
 }
 
 std::vector<float> rows_of(const std::vector<float>& all, int first, int count, int width) {

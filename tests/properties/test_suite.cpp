@@ -24,15 +24,7 @@ namespace kvbench::props {
 namespace {
 
 ModelConfig small_config() {
-  ModelConfig c;
-  c.layers = 2;
-  c.d_model = 32;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.head_dim = 16;
-  c.capacity = 64;
-  c.seed = 7;
-  return c;
+  return ModelConfig::make(2, 32, 4, 2, 16, 64, DType::f32, 7);
 }
 
 // ---- tolerance --------------------------------------------------------------------------
