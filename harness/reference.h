@@ -14,7 +14,10 @@ enum class RefPrecision { f64, f32 };
 
 struct ReferenceResult {
   int tokens = 0;
-  std::vector<double> outputs;               // [T, d_model], the last layer's outputs
+  // The positions whose outputs were computed, ascending; empty: all T of them.
+  std::vector<int> rows;
+  // The last layer's outputs: [T, d_model], or [rows.size(), d_model] when rows is set.
+  std::vector<double> outputs;
   // K and V projections per (layer, kv_head), index layer * H_kv + kv_head: [T, d] each.
   std::vector<std::vector<double>> k;
   std::vector<std::vector<double>> v;
@@ -22,9 +25,13 @@ struct ReferenceResult {
   double max_abs_score = 0;
 };
 
-// REQUIRES: inputs.size() == T * d_model for some T >= 0.
+// REQUIRES: inputs.size() == T * d_model for some T >= 0; `rows` ascending, each < T.
 // RETURNS: the forward pass of `weights` over the T input rows (row t attends to rows <= t).
+// With `rows`, only those rows' outputs (the K/V of every layer and position are always
+// computed): long contexts are then checked at sampled positions for O(T * rows) work in
+// the last layer instead of O(T^2). max_abs_score then covers the computed pairs only.
 ReferenceResult reference_forward(const ModelWeights& weights, const std::vector<float>& inputs,
-                                  RefPrecision precision = RefPrecision::f64);
+                                  RefPrecision precision = RefPrecision::f64,
+                                  const std::vector<int>& rows = {});
 
 }  // namespace kvbench

@@ -39,6 +39,7 @@ struct SuiteArgs {
   bool list = false;
   double seconds = 60;        // fuzz
   int per_round = 10;         // fuzz: cases per property and implementation per round
+  int max_tokens = 8192;      // long_context: the longest sequence drawn
 };
 
 std::vector<const Property*> select_properties(const std::string& list) {
@@ -101,7 +102,11 @@ void print_failure(const Outcome& o, const Property& p, const ImplInfo& impl) {
   std::cout << indent(o.report) << "\n";
   if (!o.reproduce.empty()) {
     std::cout << "    To reproduce:\n    " << o.reproduce << " kvbench verify --impl "
-              << impl.name << " --property " << p.name << "\n";
+              << impl.name << " --property " << p.name;
+    if (props::long_context_max_tokens() != 8192) {
+      std::cout << " --max-tokens " << props::long_context_max_tokens();
+    }
+    std::cout << "\n";
   }
 }
 
@@ -112,6 +117,7 @@ void run_verify(const SuiteArgs& a) {
   }
   const auto impls = select_impls(a);
   const auto properties = select_properties(a.properties);
+  props::set_long_context_max_tokens(a.max_tokens);
   rc::detail::TestParams params = props::configured_params();
   if (a.cases > 0) params.maxSuccess = static_cast<int>(a.cases);
   if (a.seed_given) params.seed = a.seed;
@@ -162,6 +168,7 @@ void run_fuzz(const SuiteArgs& a) {
   require(a.per_round >= 1, "fuzz: --per-round must be >= 1, got ", a.per_round);
   const auto impls = select_impls(a);
   const auto properties = select_properties(a.properties);
+  props::set_long_context_max_tokens(a.max_tokens);
 
   // The (property, implementation) pairs that can run here; the others are said once.
   std::vector<std::pair<const Property*, const ImplInfo*>> pairs;
@@ -234,6 +241,12 @@ void run_fuzz(const SuiteArgs& a) {
 }
 
 void add_common_options(CLI::App* cmd, SuiteArgs* a) {
+  cmd->add_option("--max-tokens", a->max_tokens,
+                  "Longest sequence the long_context property draws (its cases hold one "
+                  "sequence of max/2..max tokens; the float64 reference costs O(max * 1500) "
+                  "per case, the implementation what its decode costs)")
+      ->capture_default_str()
+      ->check(CLI::Range(64, 1 << 20));
   cmd->add_option("--impl", a->impls,
                   "Implementations to check: a comma-separated list of names, or 'all' (every "
                   "registered one; see `kvbench list`)")

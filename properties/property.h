@@ -21,6 +21,10 @@ struct Property {
   std::function<bool(const ImplInfo& impl, std::string* why_not)> applies;
   // One random case: draws with *rc::gen, checks with RC_ASSERT / RC_FAIL.
   std::function<void(const ImplInfo& impl)> body;
+  // Cases run per 100 asked for (at least 1): 100 for the ordinary properties; fewer for
+  // properties whose every case is long (long_context: 4 per 100, so the default run has 4
+  // cases of up to 8192 tokens and --cases 50 still has 2).
+  int cases_per_100 = 100;
 };
 
 // RETURNS: every property, in the order they are reported.
@@ -44,5 +48,11 @@ Property op_counts();                  // 7
 Property large_scores();               // 8
 Property bad_input_rejected();         // 9
 Property inconsistent_dims_rejected(); // 9, construction
+Property long_context();               // 11
+
+// The longest sequence long_context draws (default 8192; `verify --max-tokens` raises it).
+// REQUIRES: tokens >= 64.
+void set_long_context_max_tokens(int tokens);
+int long_context_max_tokens();
 
 }  // namespace kvbench::props

@@ -4,6 +4,7 @@
 #include <rapidcheck/detail/Configuration.h>
 #include <rapidcheck/detail/TestListener.h>
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 
@@ -79,8 +80,12 @@ Outcome run_property(const Property& property, const ImplInfo& impl,
   metadata.description = property.description;
   CountingListener listener(progress);
   const auto start = std::chrono::steady_clock::now();
+  rc::detail::TestParams scaled = params;
+  scaled.maxSuccess =
+      std::max(1, static_cast<int>((static_cast<long long>(params.maxSuccess) *
+                                        property.cases_per_100 + 99) / 100));
   const rc::detail::TestResult result = rc::detail::checkTestable(
-      [&property, &impl] { property.body(impl); }, metadata, params, listener);
+      [&property, &impl] { property.body(impl); }, metadata, scaled, listener);
   out.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out.cases = listener.cases();

@@ -10,12 +10,6 @@
 
 namespace kvbench::props {
 
-double layer_accumulation_length(const ModelConfig& c, int keys) {
-  // See tolerance.h: projections + score + softmax sum + weighted sum + W_o + 5 roundings.
-  return static_cast<double>(c.d_model) + c.head_dim + 2.0 * keys +
-         static_cast<double>(c.heads) * c.head_dim + 5.0;
-}
-
 namespace {
 
 double row_max_abs(const double* row, int width) {
@@ -43,12 +37,16 @@ std::vector<double> causal_magnitude(const ModelConfig& c, const std::vector<flo
   const int T = ref64.tokens, dm = c.d_model, d = c.head_dim;
   std::vector<double> m(static_cast<std::size_t>(T), 0.0);
   double running = 0;
+  std::size_t next_output = 0;  // index into ref64.outputs of the next computed row
   for (int t = 0; t < T; ++t) {
     const std::size_t row = static_cast<std::size_t>(t);
     for (int j = 0; j < dm; ++j) {
       running = std::max(running, std::abs(static_cast<double>(inputs[row * dm + j])));
     }
-    running = std::max(running, row_max_abs(ref64.outputs.data() + row * dm, dm));
+    if (ref64.rows.empty() || (next_output < ref64.rows.size() && ref64.rows[next_output] == t)) {
+      running = std::max(running, row_max_abs(ref64.outputs.data() + next_output * dm, dm));
+      ++next_output;
+    }
     for (std::size_t b = 0; b < ref64.k.size(); ++b) {
       running = std::max(running, row_max_abs(ref64.k[b].data() + row * d, d));
       running = std::max(running, row_max_abs(ref64.v[b].data() + row * d, d));
@@ -126,7 +124,8 @@ ModelWeights permute(const ModelWeights& w, const Permutation& p) {
 void fold_sample(const ModelConfig& c, const ReferenceResult& ref64, const ReferenceResult& r32,
                  const Permutation* p, F32Error& e) {
   const int T = ref64.tokens, dm = c.d_model, d = c.head_dim;
-  for (int t = 0; t < T; ++t) {
+  const int R = static_cast<int>(e.outputs.size());  // output rows (all T, or the sampled)
+  for (int t = 0; t < R; ++t) {
     double m = 0;
     for (int j = 0; j < dm; ++j) {
       const int orig = p ? p->pi[j] : j;  // permuted output j is original feature pi[j]
@@ -158,10 +157,11 @@ F32Error measure_f32_error(const ModelWeights& weights, const std::vector<float>
   require_reference(c, inputs, ref64);
   const std::size_t T = static_cast<std::size_t>(ref64.tokens);
   F32Error e;
-  e.outputs.assign(T, 0.0);
+  e.outputs.assign(ref64.rows.empty() ? T : ref64.rows.size(), 0.0);
   e.k.assign(ref64.k.size(), std::vector<double>(T, 0.0));
   e.v.assign(ref64.v.size(), std::vector<double>(T, 0.0));
-  fold_sample(c, ref64, reference_forward(weights, inputs, RefPrecision::f32), nullptr, e);
+  fold_sample(c, ref64, reference_forward(weights, inputs, RefPrecision::f32, ref64.rows), nullptr,
+              e);
   for (int s = 1; s < kF32Samples; ++s) {
     // Seeded by the sample number only: the same tolerance for the same case, every run.
     const Permutation p = random_permutation(c.d_model, c.head_dim, 0xF32ull + s);
@@ -170,7 +170,8 @@ F32Error measure_f32_error(const ModelWeights& weights, const std::vector<float>
     for (std::size_t t = 0; t < T; ++t) {
       for (std::size_t j = 0; j < dm; ++j) x[t * dm + j] = inputs[t * dm + p.pi[j]];
     }
-    fold_sample(c, ref64, reference_forward(permute(weights, p), x, RefPrecision::f32), &p, e);
+    fold_sample(c, ref64, reference_forward(permute(weights, p), x, RefPrecision::f32, ref64.rows), &p,
+                e);
   }
   return e;
 }
@@ -178,16 +179,16 @@ F32Error measure_f32_error(const ModelWeights& weights, const std::vector<float>
 std::vector<RowTolerance> output_tolerances(const ModelConfig& c,
                                             const std::vector<float>& inputs,
                                             const ReferenceResult& ref64, const F32Error& f32) {
-  require(f32.outputs.size() == static_cast<std::size_t>(ref64.tokens),
-          "tolerance: f32 errors for ", f32.outputs.size(), " rows, reference has ",
-          ref64.tokens);
+  const std::size_t R = ref64.rows.empty() ? static_cast<std::size_t>(ref64.tokens)
+                                           : ref64.rows.size();
+  require(f32.outputs.size() == R, "tolerance: f32 errors for ", f32.outputs.size(),
+          " rows, reference has ", R);
   const std::vector<double> m = causal_magnitude(c, inputs, ref64);
-  std::vector<RowTolerance> tol(static_cast<std::size_t>(ref64.tokens));
-  for (int t = 0; t < ref64.tokens; ++t) {
-    const std::size_t row = static_cast<std::size_t>(t);
-    tol[row].f32_error = f32.outputs[row];
-    tol[row].floor = kFloorFactor * kF32UnitRoundoff * c.layers *
-                     layer_accumulation_length(c, t + 1) * m[row];
+  std::vector<RowTolerance> tol(R);
+  for (std::size_t i = 0; i < R; ++i) {
+    const std::size_t pos = ref64.rows.empty() ? i : static_cast<std::size_t>(ref64.rows[i]);
+    tol[i].f32_error = f32.outputs[i];
+    tol[i].floor = kFloorFactor * kF32UnitRoundoff * c.layers * m[pos];
   }
   return tol;
 }
@@ -204,8 +205,7 @@ std::vector<RowTolerance> kv_tolerances(const ModelConfig& c, const std::vector<
   for (int t = 0; t < ref64.tokens; ++t) {
     const std::size_t row = static_cast<std::size_t>(t);
     tol[row].f32_error = err[row];
-    const double n = c.d_model + layer * layer_accumulation_length(c, t + 1);
-    tol[row].floor = kFloorFactor * kF32UnitRoundoff * n * m[row];
+    tol[row].floor = kFloorFactor * kF32UnitRoundoff * (layer + 1) * m[row];
   }
   return tol;
 }

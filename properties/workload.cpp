@@ -156,9 +156,10 @@ Replay replay(KvCache& cache, const Workload& w, const std::vector<std::vector<f
   return r;
 }
 
-Expected expected_outputs(const ModelWeights& weights, const std::vector<float>& tokens) {
+Expected expected_outputs(const ModelWeights& weights, const std::vector<float>& tokens,
+                          const std::vector<int>& rows) {
   Expected e;
-  e.f64 = reference_forward(weights, tokens, RefPrecision::f64);
+  e.f64 = reference_forward(weights, tokens, RefPrecision::f64, rows);
   e.f32 = measure_f32_error(weights, tokens, e.f64);
   e.tol = output_tolerances(weights.config, tokens, e.f64, e.f32);
   return e;

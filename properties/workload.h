@@ -97,7 +97,9 @@ struct Expected {
   F32Error f32;
   std::vector<RowTolerance> tol;  // output_tolerances(...)
 };
-Expected expected_outputs(const ModelWeights& weights, const std::vector<float>& tokens);
+// With `rows` (ascending positions), only those output rows (see reference_forward).
+Expected expected_outputs(const ModelWeights& weights, const std::vector<float>& tokens,
+                          const std::vector<int>& rows = {});
 
 // An instance of `impl` for `config`. A construction error fails the case.
 std::unique_ptr<KvCache> make_instance(const ImplInfo& impl,

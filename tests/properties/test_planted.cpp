@@ -1,0 +1,82 @@
+// Planted bugs in a K/V cache (tests/planted/planted_caches.h) that the property named in
+// each test must catch, with a shrunk case, at the default budget (100 cases; long_context
+// runs 4 of them) and at --cases 50. These stay in CI so that the suite keeps proving it can
+// fail where it matters: deep positions, storage formats, GQA read counts, truncate paths.
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <string>
+
+#include "harness/registry.h"
+#include "properties/property.h"
+#include "properties/runner.h"
+#include "tests/planted/planted_caches.h"
+
+namespace kvbench::props {
+namespace {
+
+const ImplInfo& planted(const std::string& name) {
+  static const bool registered = [] {
+    testing::register_planted_caches(Registry::global());
+    return true;
+  }();
+  (void)registered;
+  return Registry::global().get(name);
+}
+
+rc::detail::TestParams budget(int cases, int seed) {
+  rc::detail::TestParams p;
+  p.seed = seed;
+  p.maxSuccess = cases;
+  return p;
+}
+
+// Runs `property` over the planted `impl` and expects a failure whose report holds `finding`.
+void expect_caught(const std::string& impl, const std::string& property,
+                   const std::string& finding, int cases = 100, int seed = 1) {
+  const Outcome o = run_property(find_property(property), planted(impl), budget(cases, seed));
+  ASSERT_EQ(o.verdict, Verdict::failed)
+      << property << " missed " << impl << " in " << o.cases << " cases (seed " << seed << ")";
+  EXPECT_NE(o.report.find(finding), std::string::npos) << o.report;
+  // The shrunk case, for the record (ctest --output-on-failure / -V shows it).
+  std::cout << impl << " caught by " << property << " after " << o.cases << " cases, "
+            << o.shrinks << " shrinks:\n" << o.report << "\n";
+}
+
+TEST(PlantedCaches, ControlPassesTheNumericalProperties) {
+  for (const char* p : {"decode_matches_reference", "cache_matches_reference",
+                        "fork_truncate_drop", "op_counts", "long_context"}) {
+    const Outcome o =
+        run_property(find_property(p), planted("planted_reference_cache"), budget(25, 3));
+    EXPECT_EQ(o.verdict, Verdict::passed) << p << ": " << o.report;
+  }
+}
+
+TEST(PlantedCaches, ReadPastTheEndIsCaughtByThePoison) {
+  expect_caught("planted_read_past_end", "decode_matches_reference", "is not finite");
+}
+
+TEST(PlantedCaches, OffsetPastPosition300IsCaughtByLongContext) {
+  expect_caught("planted_offset_after_300", "long_context", "outputs vs float64 reference");
+  expect_caught("planted_offset_after_300", "long_context", "outputs vs float64 reference", 50, 2);
+}
+
+TEST(PlantedCaches, Fp16StoredAsFp32IsCaught) {
+  expect_caught("planted_fp16_as_fp32", "cache_matches_reference", "cached ");
+  expect_caught("planted_fp16_as_fp32", "long_context", "vs float64 reference", 50, 2);
+}
+
+TEST(PlantedCaches, Fp16PastPosition2000IsCaughtByLongContext) {
+  expect_caught("planted_fp16_after_2000", "long_context", "cached K vs reference");
+}
+
+TEST(PlantedCaches, GqaOvercountIsCaughtByOpCounts) {
+  expect_caught("planted_gqa_overcount", "op_counts", "kv_bytes_read");
+}
+
+TEST(PlantedCaches, StaleRowsAfterTruncateThenPrefillAreCaught) {
+  expect_caught("planted_prefill_after_truncate_stale", "fork_truncate_drop", "");
+}
+
+}  // namespace
+}  // namespace kvbench::props
