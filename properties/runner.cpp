@@ -5,6 +5,7 @@
 #include <rapidcheck/detail/TestListener.h>
 
 #include <chrono>
+#include <memory>
 #include <sstream>
 
 namespace kvbench::props {
@@ -79,8 +80,11 @@ Outcome run_property(const Property& property, const ImplInfo& impl,
   metadata.description = property.description;
   CountingListener listener(progress);
   const auto start = std::chrono::steady_clock::now();
+  auto recorder = std::make_unique<CoverageRecorder>();  // observes this thread until reset
   const rc::detail::TestResult result = rc::detail::checkTestable(
       [&property, &impl] { property.body(impl); }, metadata, params, listener);
+  out.coverage = recorder->coverage();
+  recorder.reset();
   out.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out.cases = listener.cases();
