@@ -133,7 +133,9 @@ class AtomicFile {
       fail("--json: cannot write '", path_, "': it is a directory");
     }
     const std::size_t slash = path_.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : path_.substr(0, slash + 1);
+    const std::string dir = slash == std::string::npos ? "."
+                            : slash == 0                ? "/"
+                                                        : path_.substr(0, slash);
     std::string name = path_ + ".tmp.XXXXXX";
     fd_ = ::mkstemp(name.data());
     if (fd_ < 0) {
@@ -413,9 +415,9 @@ void add_verify_command(CLI::App& app) {
       "decode position, prefill<=longest chunk, batch<=largest decode batch, layers, "
       "H/H_kv ratios, largest d, dtypes, threads; ops: the operations called], counted from "
       "the calls that reached the implementation), then a 'coverage:' line over the whole "
-      "run, and ends with 'N passed, M failed[, K skipped]'; exit status 1 when any failed. A failure "
-      "prints RapidCheck's reproduce string: run again with RC_PARAMS=\"reproduce=...\" to "
-      "replay exactly that case. RC_PARAMS (seed, max_success, max_size, noshrink, "
+      "run, and ends with 'N passed, M failed[, K skipped]'; exit status 1 when any failed. "
+      "A failure prints RapidCheck's reproduce string: run again with "
+      "RC_PARAMS=\"reproduce=...\" to replay exactly that case. RC_PARAMS (seed, max_success, max_size, noshrink, "
       "verbose_progress) is honoured; --cases and --seed override it. kvbench runs with "
       "OMP_WAIT_POLICY=passive unless you set it (LibTorch's OpenMP workers otherwise spin "
       "between the many small parallel regions and slow everything else down).");

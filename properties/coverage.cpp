@@ -145,7 +145,13 @@ std::string Coverage::summary() const {
     } else {
       s << "none";
     }
-    s << ", prefill chunk ≤" << max_prefill_chunk << "), batch≤" << max_decode_batch << ", L "
+    s << ", prefill chunk ";
+    if (max_prefill_chunk > 0) {
+      s << "≤" << max_prefill_chunk;
+    } else {
+      s << "none";
+    }
+    s << "), batch≤" << max_decode_batch << ", L "
       << format_set(layers) << ", H/H_kv " << format_set(group_sizes) << ", d≤" << max_head_dim
       << ", d_model≤" << max_d_model << ", " << dtype_list(dtypes) << ", threads "
       << format_set(threads) << "; ";

@@ -58,7 +58,8 @@ struct Coverage {
   //     ops: create prefill prefill+ decode batched fork truncate drop read_kv rejected]"
   // ("[no call reached the cache]" when empty).
   std::string brief() const;
-  // The run's closing summary, without a leading "coverage: ":
+  // The run's closing summary, without a leading "coverage: " ("none" for a position or
+  // chunk never reached; every op kind with its count, 0 included):
   //   "T≤8192 (decode position ≤8191, prefill chunk ≤4096), batch≤4, L 1-3, H/H_kv 1,2,4,8,
   //    d≤128, d_model≤96, fp32 fp16, threads 1,2; ops: create 1.2k, prefill 3.4k, ..."
   std::string summary() const;
