@@ -1,12 +1,75 @@
 #include "harness/kv_cache.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "harness/error.h"
 
 namespace kvbench {
+
+namespace {
+
+thread_local KvCacheObserver* t_observer = nullptr;
+
+// Clears this thread's observer for its lifetime: the calls that an observed call makes
+// itself (its own body below, a wrapper's inner cache) are not reported again.
+class ObserverPause {
+ public:
+  ObserverPause() : saved_(t_observer) { t_observer = nullptr; }
+  ~ObserverPause() { t_observer = saved_; }
+  ObserverPause(const ObserverPause&) = delete;
+  ObserverPause& operator=(const ObserverPause&) = delete;
+
+ private:
+  KvCacheObserver* saved_;
+};
+
+// Runs `call` (the same public method, now unobserved) and reports `event` to `observer`:
+// as it is when the call returns and `reaches` (the implementation was called), as a
+// rejected call of the same kind when it throws (the exception goes on).
+template <class Call>
+auto observed(KvCacheObserver* observer, const KvCache& cache, const CacheEvent& event,
+              bool reaches, Call&& call) {
+  ObserverPause pause;
+  try {
+    if constexpr (std::is_void_v<std::invoke_result_t<Call&>>) {
+      call();
+      if (reaches) observer->on_call(cache, event);
+    } else {
+      auto result = call();
+      if (reaches) observer->on_call(cache, event);
+      return result;
+    }
+  } catch (...) {
+    CacheEvent rejected;
+    rejected.op = event.op;
+    rejected.rejected = true;
+    observer->on_call(cache, rejected);
+    throw;
+  }
+}
+
+CacheEvent event_of(CacheOp op, int rows, int before, int after) {
+  CacheEvent e;
+  e.op = op;
+  e.rows = rows;
+  e.length_before = before;
+  e.length_after = after;
+  return e;
+}
+
+}  // namespace
+
+KvCacheObserver* cache_observer() { return t_observer; }
+
+ScopedCacheObserver::ScopedCacheObserver(KvCacheObserver* observer) : previous_(t_observer) {
+  t_observer = observer;
+}
+
+ScopedCacheObserver::~ScopedCacheObserver() { t_observer = previous_; }
 
 KvCache::KvCache(std::string name, std::shared_ptr<const ModelWeights> weights,
                  ImplOptions options)
@@ -46,6 +109,10 @@ void KvCache::check_rows(const char* op, const std::vector<float>& rows,
 }
 
 SeqId KvCache::create_sequence() {
+  if (KvCacheObserver* o = t_observer) {
+    return observed(o, *this, event_of(CacheOp::create, 0, 0, 0), true,
+                    [&] { return create_sequence(); });
+  }
   const SeqId id = next_id_;
   do_create(id);
   lengths_[id] = 0;
@@ -54,6 +121,13 @@ SeqId KvCache::create_sequence() {
 }
 
 std::vector<float> KvCache::prefill(SeqId id, const std::vector<float>& tokens) {
+  if (KvCacheObserver* o = t_observer) {
+    const auto it = lengths_.find(id);
+    const int have = it == lengths_.end() ? 0 : it->second;
+    const int n = static_cast<int>(tokens.size() / static_cast<std::size_t>(config().d_model));
+    return observed(o, *this, event_of(CacheOp::prefill, n, have, have + n), n > 0,
+                    [&] { return prefill(id, tokens); });
+  }
   check_live("prefill", id);
   const std::size_t width = static_cast<std::size_t>(config().d_model);
   require(tokens.size() % width == 0, name_, ".prefill: prompt has ", tokens.size(),
@@ -71,6 +145,16 @@ std::vector<float> KvCache::prefill(SeqId id, const std::vector<float>& tokens) 
 
 std::vector<float> KvCache::decode(const std::vector<SeqId>& ids,
                                    const std::vector<float>& tokens) {
+  if (KvCacheObserver* o = t_observer) {
+    int longest = 0;
+    for (SeqId id : ids) {
+      const auto it = lengths_.find(id);
+      if (it != lengths_.end()) longest = std::max(longest, it->second);
+    }
+    const int batch = static_cast<int>(ids.size());
+    return observed(o, *this, event_of(CacheOp::decode, batch, longest, longest + 1), batch > 0,
+                    [&] { return decode(ids, tokens); });
+  }
   std::set<SeqId> seen;
   for (SeqId id : ids) {
     check_live("decode", id);
@@ -87,6 +171,12 @@ std::vector<float> KvCache::decode(const std::vector<SeqId>& ids,
 }
 
 SeqId KvCache::fork(SeqId parent) {
+  if (KvCacheObserver* o = t_observer) {
+    const auto it = lengths_.find(parent);
+    const int have = it == lengths_.end() ? 0 : it->second;
+    return observed(o, *this, event_of(CacheOp::fork, 0, have, have), true,
+                    [&] { return fork(parent); });
+  }
   check_live("fork", parent);
   const SeqId child = next_id_;
   do_fork(parent, child);
@@ -96,12 +186,23 @@ SeqId KvCache::fork(SeqId parent) {
 }
 
 void KvCache::drop(SeqId id) {
+  if (KvCacheObserver* o = t_observer) {
+    const auto it = lengths_.find(id);
+    const int have = it == lengths_.end() ? 0 : it->second;
+    return observed(o, *this, event_of(CacheOp::drop, 0, have, 0), true, [&] { drop(id); });
+  }
   check_live("drop", id);
   do_drop(id);
   lengths_.erase(id);
 }
 
 void KvCache::truncate(SeqId id, int length) {
+  if (KvCacheObserver* o = t_observer) {
+    const auto it = lengths_.find(id);
+    const int have = it == lengths_.end() ? 0 : it->second;
+    return observed(o, *this, event_of(CacheOp::truncate, 0, have, length), length != have,
+                    [&] { truncate(id, length); });
+  }
   check_live("truncate", id);
   const int have = lengths_.at(id);
   require(length >= 0 && length <= have, name_, ".truncate: length ", length,
@@ -129,6 +230,12 @@ std::vector<SeqId> KvCache::sequences() const {
 }
 
 KvRows KvCache::read_kv(SeqId id, int layer, int kv_head) const {
+  if (KvCacheObserver* o = t_observer) {
+    const auto it = lengths_.find(id);
+    const int have = it == lengths_.end() ? 0 : it->second;
+    return observed(o, *this, event_of(CacheOp::read_kv, 0, have, have), true,
+                    [&] { return read_kv(id, layer, kv_head); });
+  }
   require(holds_kv_cache(), name_, ".read_kv: this implementation holds no K/V cache");
   check_live("read_kv", id);
   require(layer >= 0 && layer < config().layers, name_, ".read_kv: layer ", layer,

@@ -51,6 +51,59 @@ struct ImplOptions {
   bool poison_unused = false;  // fill unused cache slots with NaN (verification runs)
 };
 
+class KvCache;
+
+// ---- Observing what an implementation was asked to do (verification coverage) -----------
+//
+// While an observer is installed on a thread, every public KvCache call made on that thread
+// is reported to it once the call has returned or thrown. Calls that the harness answers
+// without the implementation (prefill of 0 rows, decode of no ids, truncate to the current
+// length, length(), sequences(), stats()) are not reported unless they throw. Calls made
+// from inside another call (a wrapper's inner cache) are not reported: the observer sees
+// what the caller asked of the outermost cache. With no observer installed a call costs
+// one thread_local load and one branch more.
+
+enum class CacheOp { create, prefill, decode, fork, truncate, drop, read_kv };
+
+struct CacheEvent {
+  CacheOp op = CacheOp::create;
+  // The call threw (its checks failed, or the implementation threw): the state is as it was,
+  // and the fields below are 0.
+  bool rejected = false;
+  // prefill: rows appended; decode: sequences in the step (the batch); others: 0.
+  int rows = 0;
+  // The longest sequence the call touched, before and after it: prefill (the sequence),
+  // decode (the longest in the batch; `before` is the largest position decoded), fork
+  // (parent = child), truncate (before: old length, after: new), drop (before: its length,
+  // after: 0), read_kv (both: the length read), create (both 0).
+  int length_before = 0;
+  int length_after = 0;
+};
+
+class KvCacheObserver {
+ public:
+  virtual ~KvCacheObserver() = default;
+  // `cache` gives the config and options of the instance. Must not throw, and must not call
+  // back into `cache`'s mutating methods.
+  virtual void on_call(const KvCache& cache, const CacheEvent& event) noexcept = 0;
+};
+
+// RETURNS: the observer installed on this thread, or nullptr.
+KvCacheObserver* cache_observer();
+
+// Installs `observer` on this thread for the scope's lifetime (nullptr: none), restoring
+// the previous one when it ends.
+class ScopedCacheObserver {
+ public:
+  explicit ScopedCacheObserver(KvCacheObserver* observer);
+  ~ScopedCacheObserver();
+  ScopedCacheObserver(const ScopedCacheObserver&) = delete;
+  ScopedCacheObserver& operator=(const ScopedCacheObserver&) = delete;
+
+ private:
+  KvCacheObserver* previous_;
+};
+
 class KvCache {
  public:
   virtual ~KvCache() = default;

@@ -1,30 +1,40 @@
 // `kvbench verify` and `kvbench fuzz`: the property suite on the command line.
 //
-// verify: every property over every selected implementation, one line each, then
-//         "N passed, M failed[, K skipped]"; exit 1 when anything failed.
+// verify: every property over every selected implementation, one line each ending with the
+//         coverage the run reached, then "coverage: ..." over the whole run, then
+//         "N passed, M failed[, K skipped]" (the last line; CI parses it); exit 1 when
+//         anything failed. --json FILE writes the same for machines, atomically.
 // fuzz:   the same properties round-robin with fresh seeds until time is up; stops at the
 //         first failure with its reproduce string (exit 1).
 // Both print RapidCheck's reproduce string for a failure; RC_PARAMS="reproduce=..." given
 // back to verify (or to the gtest runner) replays exactly that case.
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <random>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "harness/cli/commands.h"
 #include "harness/error.h"
 #include "harness/registry.h"
 #include "harness/weights.h"
+#include "properties/coverage.h"
 #include "properties/property.h"
 #include "properties/runner.h"
 
 namespace kvbench::cli {
 namespace {
 
+using props::Coverage;
 using props::Outcome;
 using props::Property;
 using props::Verdict;
@@ -37,6 +47,7 @@ struct SuiteArgs {
   std::uint64_t seed = 0;
   bool seed_given = false;
   bool list = false;
+  std::string json;           // verify: --json FILE ("" = none)
   double seconds = 60;        // fuzz
   int per_round = 10;         // fuzz: cases per property and implementation per round
   int max_tokens = 8192;      // long_context: the longest sequence drawn
@@ -98,16 +109,133 @@ std::string indent(const std::string& text) {
   return out;
 }
 
+// The command line that replays a failure (its RC_PARAMS reproduce string set).
+std::string reproduce_command(const Outcome& o, const Property& p, const ImplInfo& impl) {
+  std::string command =
+      o.reproduce + " kvbench verify --impl " + impl.name + " --property " + p.name;
+  if (props::long_context_max_tokens() != 8192) {
+    command += " --max-tokens " + std::to_string(props::long_context_max_tokens());
+  }
+  return command;
+}
+
 void print_failure(const Outcome& o, const Property& p, const ImplInfo& impl) {
   std::cout << indent(o.report) << "\n";
   if (!o.reproduce.empty()) {
-    std::cout << "    To reproduce:\n    " << o.reproduce << " kvbench verify --impl "
-              << impl.name << " --property " << p.name;
-    if (props::long_context_max_tokens() != 8192) {
-      std::cout << " --max-tokens " << props::long_context_max_tokens();
-    }
-    std::cout << "\n";
+    std::cout << "    To reproduce:\n    " << reproduce_command(o, p, impl) << "\n";
   }
+}
+
+// ---- --json FILE ----------------------------------------------------------------------------
+
+// A file written whole or not at all: a temporary file beside the target, created when the
+// command starts (so an unwritable path fails before any work), renamed over the target by
+// commit(). Dropped without commit (an error part-way), the temporary file is removed.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path) : path_(std::move(path)) {
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      fail("--json: cannot write '", path_, "': it is a directory");
+    }
+    const std::size_t slash = path_.rfind('/');
+    const std::string dir = slash == std::string::npos ? "."
+                            : slash == 0                ? "/"
+                                                        : path_.substr(0, slash);
+    std::string name = path_ + ".tmp.XXXXXX";
+    fd_ = ::mkstemp(name.data());
+    if (fd_ < 0) {
+      fail("--json: cannot write '", path_, "': cannot create a file in '", dir,
+           "': ", std::strerror(errno));
+    }
+    temp_ = name;
+  }
+  ~AtomicFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!temp_.empty()) ::unlink(temp_.c_str());
+  }
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  // Writes `text` to the temporary file and renames it to the target.
+  void commit(const std::string& text) {
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(fd_, 0666 & ~mask);  // mkstemp made it 0600; a plain file would not be
+    std::size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail("--json: writing '", temp_, "' failed: ", std::strerror(errno));
+      done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+      fd_ = -1;
+      fail("--json: writing '", temp_, "' failed: ", std::strerror(errno));
+    }
+    fd_ = -1;
+    if (::rename(temp_.c_str(), path_.c_str()) != 0) {
+      fail("--json: cannot rename '", temp_, "' to '", path_, "': ", std::strerror(errno));
+    }
+    temp_.clear();
+  }
+
+ private:
+  std::string path_;
+  std::string temp_;
+  int fd_ = -1;
+};
+
+nlohmann::ordered_json to_json(const Coverage& c) {
+  nlohmann::ordered_json dtypes = nlohmann::ordered_json::array();
+  for (DType t : c.dtypes) dtypes.push_back(dtype_name(t));
+  const props::OpCounts& o = c.ops;
+  return {
+      {"max_tokens", c.max_tokens},
+      {"max_decode_position",
+       c.max_decode_position >= 0 ? nlohmann::ordered_json(c.max_decode_position) : nullptr},
+      {"max_prefill_chunk", c.max_prefill_chunk},
+      {"max_decode_batch", c.max_decode_batch},
+      {"layers", c.layers},
+      {"group_sizes", c.group_sizes},
+      {"max_head_dim", c.max_head_dim},
+      {"max_d_model", c.max_d_model},
+      {"dtypes", dtypes},
+      {"threads", c.threads},
+      {"ops",
+       {{"create", o.create},
+        {"prefill", o.prefill},
+        {"prefill_nonempty", o.prefill_nonempty},
+        {"decode", o.decode},
+        {"batched_decode", o.batched_decode},
+        {"fork", o.fork},
+        {"truncate", o.truncate},
+        {"drop", o.drop},
+        {"read_kv", o.read_kv},
+        {"rejected", o.rejected}}},
+  };
+}
+
+const char* verdict_name(Verdict v) {
+  return v == Verdict::passed ? "passed" : v == Verdict::failed ? "failed" : "skipped";
+}
+
+nlohmann::ordered_json to_json(const Outcome& o, const Property& p, const ImplInfo& impl) {
+  nlohmann::ordered_json j = {{"property", p.name},
+                      {"implementation", impl.name},
+                      {"verdict", verdict_name(o.verdict)},
+                      {"cases", o.cases},
+                      {"shrinks", o.shrinks},
+                      {"seconds", o.seconds}};
+  if (!o.reason.empty()) j["reason"] = o.reason;
+  if (!o.note.empty()) j["note"] = o.note;
+  if (o.verdict == Verdict::failed) {
+    j["report"] = o.report;
+    j["reproduce"] = o.reproduce;
+    if (!o.reproduce.empty()) j["reproduce_command"] = reproduce_command(o, p, impl);
+  }
+  j["coverage"] = o.verdict == Verdict::skipped ? nlohmann::ordered_json(nullptr) : to_json(o.coverage);
+  return j;
 }
 
 void run_verify(const SuiteArgs& a) {
@@ -115,6 +243,8 @@ void run_verify(const SuiteArgs& a) {
     print_properties();
     return;
   }
+  std::unique_ptr<AtomicFile> json_file;  // before any work: a bad path fails at once
+  if (!a.json.empty()) json_file = std::make_unique<AtomicFile>(a.json);
   const auto impls = select_impls(a);
   const auto properties = select_properties(a.properties);
   props::set_long_context_max_tokens(a.max_tokens);
@@ -126,6 +256,10 @@ void run_verify(const SuiteArgs& a) {
             << (props::reproducing() ? " (replaying RC_PARAMS reproduce=...)" : "") << "\n";
 
   int passed = 0, failed = 0, skipped = 0;
+  long long total_cases = 0;
+  double total_seconds = 0;
+  Coverage total;  // over every property x implementation that ran
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
   ProgressLine progress;
   for (const Property* p : properties) {
     for (const ImplInfo* impl : impls) {
@@ -148,12 +282,34 @@ void run_verify(const SuiteArgs& a) {
         if (o.shrinks) line << ", " << o.shrinks << " shrinks";
         line << std::fixed << std::setprecision(2) << std::setw(8) << o.seconds << " s";
         if (!o.note.empty()) line << "  (" << o.note << ")";
+        line << "  " << o.coverage.brief();
       }
       std::cout << line.str() << "\n";
       if (o.verdict == Verdict::failed) print_failure(o, *p, *impl);
       std::cout << std::flush;
       (o.verdict == Verdict::passed ? passed : o.verdict == Verdict::failed ? failed : skipped)++;
+      total_cases += o.cases;
+      total_seconds += o.seconds;
+      if (o.verdict != Verdict::skipped) total.merge(o.coverage);
+      if (json_file) results.push_back(to_json(o, *p, *impl));
     }
+  }
+  std::cout << "coverage: " << total.summary() << "\n";
+  if (json_file) {
+    const nlohmann::ordered_json doc = {
+        {"command", "verify"},
+        {"seed", params.seed},
+        {"cases_per_pair", params.maxSuccess},
+        {"reproducing", props::reproducing()},
+        {"results", results},
+        {"totals",
+         {{"passed", passed},
+          {"failed", failed},
+          {"skipped", skipped},
+          {"cases", total_cases},
+          {"seconds", total_seconds},
+          {"coverage", to_json(total)}}}};
+    json_file->commit(doc.dump(2) + "\n");
   }
   std::cout << passed << " passed, " << failed << " failed";
   if (skipped > 0) std::cout << ", " << skipped << " skipped";
@@ -268,10 +424,14 @@ void add_verify_command(CLI::App& app) {
       "verify",
       "Run the property suite: every property over every selected implementation, with "
       "RapidCheck (random models, prompts, batches and operation sequences, shrunk to a "
-      "minimal case on failure). Prints PASS/FAIL/SKIP per property and implementation and "
-      "ends with 'N passed, M failed[, K skipped]'; exit status 1 when any failed. A failure "
-      "prints RapidCheck's reproduce string: run again with RC_PARAMS=\"reproduce=...\" to "
-      "replay exactly that case. RC_PARAMS (seed, max_success, max_size, noshrink, "
+      "minimal case on failure). Prints PASS/FAIL/SKIP per property and implementation, each "
+      "line ending with the coverage that run reached ([T<=max tokens held, pos<=largest "
+      "decode position, prefill<=longest chunk, batch<=largest decode batch, layers, "
+      "H/H_kv ratios, largest d, dtypes, threads; ops: the operations called], counted from "
+      "the calls that reached the implementation), then a 'coverage:' line over the whole "
+      "run, and ends with 'N passed, M failed[, K skipped]'; exit status 1 when any failed. "
+      "A failure prints RapidCheck's reproduce string: run again with "
+      "RC_PARAMS=\"reproduce=...\" to replay exactly that case. RC_PARAMS (seed, max_success, max_size, noshrink, "
       "verbose_progress) is honoured; --cases and --seed override it. kvbench runs with "
       "OMP_WAIT_POLICY=passive unless you set it (LibTorch's OpenMP workers otherwise spin "
       "between the many small parallel regions and slow everything else down).");
@@ -284,6 +444,12 @@ void add_verify_command(CLI::App& app) {
                      "RapidCheck seed (default: RC_PARAMS seed, else random; the seed used is "
                      "printed on stderr)")
       ->each([a](const std::string&) { a->seed_given = true; });
+  verify->add_option("--json", a->json,
+                     "Also write the results as JSON to FILE (per property and implementation: "
+                     "verdict, cases, seconds, reason/report/reproduce, coverage; plus totals). "
+                     "Written atomically (a temporary file renamed at the end); the path is "
+                     "checked before anything runs")
+      ->type_name("FILE");
   verify->add_flag("--list", a->list, "List the properties with a one-line description and exit");
   verify->callback([a] { run_verify(*a); });
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <sstream>
 
 namespace kvbench::props {
@@ -84,8 +85,11 @@ Outcome run_property(const Property& property, const ImplInfo& impl,
   scaled.maxSuccess =
       std::max(1, static_cast<int>((static_cast<long long>(params.maxSuccess) *
                                         property.cases_per_100 + 99) / 100));
+  auto recorder = std::make_unique<CoverageRecorder>();  // observes this thread until reset
   const rc::detail::TestResult result = rc::detail::checkTestable(
       [&property, &impl] { property.body(impl); }, metadata, scaled, listener);
+  out.coverage = recorder->coverage();
+  recorder.reset();
   out.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out.cases = listener.cases();

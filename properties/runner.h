@@ -10,6 +10,7 @@
 #include <rapidcheck/detail/TestParams.h>
 
 #include "harness/registry.h"
+#include "properties/coverage.h"
 #include "properties/property.h"
 
 namespace kvbench::props {
@@ -25,6 +26,9 @@ struct Outcome {
   int cases = 0;          // test cases run (successful ones, plus the failing one)
   int shrinks = 0;        // accepted shrinks of a failing case
   double seconds = 0;
+  // What the implementation was asked to do over every case run (shrinking included),
+  // counted from the calls that reached its KvCache on this thread. Empty when skipped.
+  Coverage coverage;
 };
 
 // RETURNS: "<property>/<implementation>", the RapidCheck test id (the key of reproduce=).
@@ -41,7 +45,9 @@ bool reproducing();
 // Runs `property` over `impl` with `params` (seed, max_success, max_size, noshrink).
 // Skips with a reason when the implementation is unavailable here, the property does not
 // apply to it, or RC_PARAMS reproduces other tests. When RC_PARAMS has a reproduce entry
-// for this test id, that failing case is replayed instead of fresh cases.
+// for this test id, that failing case is replayed instead of fresh cases. Records the
+// run's coverage with a CoverageRecorder (the property body must call the caches on this
+// thread, as RapidCheck runs it).
 Outcome run_property(const Property& property, const ImplInfo& impl,
                      const rc::detail::TestParams& params, const Progress& progress = {});
 
