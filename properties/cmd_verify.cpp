@@ -4,17 +4,22 @@
 //         coverage the run reached, then "coverage: ..." over the whole run, then
 //         "N passed, M failed[, K skipped]" (the last line; CI parses it); exit 1 when
 //         anything failed. --json FILE writes the same for machines, atomically.
-// fuzz:   the same properties round-robin with fresh seeds until time is up; stops at the
-//         first failure with its reproduce string (exit 1).
+// fuzz:   two engines. rapidcheck (default): the same properties round-robin with fresh
+//         seeds until time is up; stops at the first failure with its reproduce string
+//         (exit 1). libfuzzer: runs the coverage-guided target of properties/libfuzzer
+//         (built separately with clang: `bash ci/fuzz.sh build`) for the same time.
 // Both print RapidCheck's reproduce string for a failure; RC_PARAMS="reproduce=..." given
 // back to verify (or to the gtest runner) replays exactly that case.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
@@ -28,6 +33,7 @@
 #include "harness/registry.h"
 #include "harness/weights.h"
 #include "properties/coverage.h"
+#include "properties/libfuzzer/fuzz_case.h"  // kMaxInputBytes only (no link dependency)
 #include "properties/property.h"
 #include "properties/runner.h"
 
@@ -51,6 +57,11 @@ struct SuiteArgs {
   double seconds = 60;        // fuzz
   int per_round = 10;         // fuzz: cases per property and implementation per round
   int max_tokens = 8192;      // long_context: the longest sequence drawn
+  std::string engine = "rapidcheck";  // fuzz: rapidcheck | libfuzzer
+  std::string libfuzzer;      // fuzz --engine libfuzzer: the binary ("" = look for it)
+  std::string corpus;         // fuzz --engine libfuzzer: the working corpus directory
+  bool property_given = false;
+  bool per_round_given = false;
 };
 
 std::vector<const Property*> select_properties(const std::string& list) {
@@ -317,7 +328,117 @@ void run_verify(const SuiteArgs& a) {
   if (failed > 0) throw CommandExit{1};
 }
 
+// ---- fuzz --engine libfuzzer ---------------------------------------------------------------
+
+bool is_executable(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+std::string dirname_of(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+// The libFuzzer binary: --libfuzzer, else $KVBENCH_LIBFUZZER, else build-fuzz/ beside the
+// directory of this kvbench binary (build/kvbench -> build-fuzz/kvbench_libfuzzer), else
+// build-fuzz/ under the current directory.
+std::string find_libfuzzer(const SuiteArgs& a) {
+  if (!a.libfuzzer.empty()) {
+    require(is_executable(a.libfuzzer), "fuzz: --libfuzzer '", a.libfuzzer,
+            "' is not an executable file (build it with `bash ci/fuzz.sh build`)");
+    return a.libfuzzer;
+  }
+  if (const char* env = std::getenv("KVBENCH_LIBFUZZER")) {
+    require(is_executable(env), "fuzz: KVBENCH_LIBFUZZER '", env,
+            "' is not an executable file (build it with `bash ci/fuzz.sh build`)");
+    return env;
+  }
+  std::vector<std::string> candidates;
+  std::string self(4096, '\0');
+  const ssize_t n = readlink("/proc/self/exe", &self[0], self.size() - 1);
+  if (n > 0) {
+    self.resize(static_cast<std::size_t>(n));
+    candidates.push_back(dirname_of(dirname_of(self)) + "/build-fuzz/kvbench_libfuzzer");
+  }
+  candidates.push_back("build-fuzz/kvbench_libfuzzer");
+  std::string looked;
+  for (const std::string& c : candidates) {
+    if (is_executable(c)) return c;
+    looked += (looked.empty() ? "" : ", ") + c;
+  }
+  fail("fuzz: --engine libfuzzer needs the libFuzzer binary, which is built separately: run "
+       "`bash ci/fuzz.sh build` (clang, into build-fuzz/), or name it with --libfuzzer PATH "
+       "(looked for ", looked, ")");
+}
+
+// Runs the libFuzzer target for --seconds (as `bash ci/fuzz.sh run` does) and exits 1 on a
+// finding: its report (operation list, failing check, shrunk case) is the binary's output.
+void run_libfuzzer(const SuiteArgs& a) {
+  require(!a.property_given, "fuzz: --property applies to --engine rapidcheck only (the "
+          "libFuzzer target checks every invariant on each input)");
+  require(!a.per_round_given, "fuzz: --per-round applies to --engine rapidcheck only");
+  require(!a.seed_given || a.seed <= 0xFFFFFFFFull, "fuzz: --seed for libFuzzer must be below "
+          "2^32, got ", a.seed);
+  const std::string binary = find_libfuzzer(a);
+  const std::string dir = dirname_of(binary);
+  const std::string corpus = a.corpus.empty() ? dir + "/corpus" : a.corpus;
+  const std::string artifacts = dir + "/artifacts";
+  for (const std::string& d : {corpus, artifacts}) {
+    require(mkdir(d.c_str(), 0755) == 0 || errno == EEXIST, "fuzz: cannot create directory '",
+            d, "': ", std::strerror(errno));
+  }
+  std::vector<std::string> args = {
+      binary,
+      "-max_total_time=" + std::to_string(static_cast<long long>(std::ceil(a.seconds))),
+      "-max_len=" + std::to_string(fuzz::kMaxInputBytes),
+      // A finding's shrinking runs inside the crashing execution, for up to a minute.
+      "-timeout=150", "-rss_limit_mb=4096", "-print_final_stats=1",
+      "-artifact_prefix=" + artifacts + "/"};
+  if (a.seed_given) args.push_back("-seed=" + std::to_string(a.seed));
+  args.push_back(corpus);  // receives new inputs
+#ifdef KVBENCH_FUZZ_SEED_CORPUS
+  if (access(KVBENCH_FUZZ_SEED_CORPUS, R_OK) == 0) {
+    args.push_back(KVBENCH_FUZZ_SEED_CORPUS);  // the committed seeds, only read
+  }
+#endif
+  std::string plugins;
+  for (const auto& p : a.plugins) plugins += (plugins.empty() ? "" : ",") + p;
+  setenv("KVBENCH_FUZZ_IMPLS", a.impls.c_str(), 1);
+  if (!plugins.empty()) setenv("KVBENCH_FUZZ_PLUGINS", plugins.c_str(), 1);
+  setenv("KVBENCH_FUZZ_ARTIFACTS", artifacts.c_str(), 0);
+  setenv("OMP_NUM_THREADS", "1", 0);  // the reference runs one input at a time
+  std::cerr << "fuzz: libFuzzer engine:";
+  for (const auto& arg : args) std::cerr << " " << arg;
+  std::cerr << "\n" << std::flush;
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(&arg[0]);
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  require(pid >= 0, "fuzz: fork failed: ", std::strerror(errno));
+  if (pid == 0) {
+    execv(binary.c_str(), argv.data());
+    std::perror("fuzz: exec of the libFuzzer binary failed");
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    std::cout << "fuzz: libFuzzer ran " << a.seconds << " s, no finding" << std::endl;
+    return;
+  }
+  std::cout << "FAIL  libFuzzer engine found a failing input (exit "
+            << (WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status))
+            << "); crash and shrunk inputs are in " << artifacts
+            << "/; replay one with: bash ci/fuzz.sh replay FILE" << std::endl;
+  throw CommandExit{1};
+}
+
 void run_fuzz(const SuiteArgs& a) {
+  if (a.engine == "libfuzzer") return run_libfuzzer(a);
+  require(a.engine == "rapidcheck", "fuzz: --engine must be rapidcheck or libfuzzer, got '",
+          a.engine, "'");
   require(!props::reproducing(),
           "fuzz: RC_PARAMS holds reproduce=...; replay a failure with `kvbench verify` instead");
   require(a.seconds > 0, "fuzz: --seconds must be > 0, got ", a.seconds);
@@ -410,7 +531,8 @@ void add_common_options(CLI::App* cmd, SuiteArgs* a) {
   cmd->add_option("--property", a->properties,
                   "Properties to run: a comma-separated list of names, or 'all' (see "
                   "`kvbench verify --list`)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->each([a](const std::string&) { a->property_given = true; });
   cmd->add_option("--plugin", a->plugins,
                   "Load implementations from a shared library first (it defines extern \"C\" "
                   "void kvbench_register(kvbench::Registry&)); may be repeated");
@@ -456,11 +578,23 @@ void add_verify_command(CLI::App& app) {
   auto* b = new SuiteArgs();
   auto* fuzz = app.add_subcommand(
       "fuzz",
-      "Run the properties round-robin over the selected implementations with fresh random "
-      "seeds until the time is up, printing progress (cases run, elapsed time) on stderr. "
-      "Stops at the first failure, prints it with its reproduce string (replay it with "
-      "RC_PARAMS=\"reproduce=...\" kvbench verify) and exits with status 1; exits 0 when "
-      "time runs out without a failure.");
+      "Search for failing cases until --seconds are up; exit 1 at the first failure, 0 when "
+      "time runs out without one. Two engines:\n"
+      "  --engine rapidcheck (default): the properties of `kvbench verify` round-robin over the "
+      "selected implementations with fresh random seeds, progress on stderr. A failure is "
+      "printed shrunk with its reproduce string (replay: RC_PARAMS=\"reproduce=...\" kvbench "
+      "verify).\n"
+      "  --engine libfuzzer: coverage-guided. The input bytes decode into a narrow model "
+      "(L 1-2, H 1-8 with any divisor as H_kv, d 1-64, d_model 1-32, capacity, seed, "
+      "threads) and up to 40 operations (create, prefill, ragged decode, fork, truncate, "
+      "drop, bad calls), checked with a shadow model against the float64 reference: outputs "
+      "and read_kv rows within the suite's tolerance, bytes_held, exact counters, bad calls "
+      "rejected without a trace. libFuzzer mutates the inputs that reach new code of the "
+      "implementations. Needs the separately built clang binary: `bash ci/fuzz.sh build` "
+      "(build-fuzz/kvbench_libfuzzer; found beside this build or named by --libfuzzer). A "
+      "finding prints its operation list, the failing check and a shrunk case, and leaves "
+      "crash and shrunk inputs in build-fuzz/artifacts/; replay one with `bash ci/fuzz.sh "
+      "replay FILE`. --impl, --plugin, --seconds and --seed apply; see properties/README.md.");
   add_common_options(fuzz, b);
   fuzz->add_option("--seconds", b->seconds, "How long to fuzz, in seconds")
       ->capture_default_str()
@@ -470,9 +604,21 @@ void add_verify_command(CLI::App& app) {
                    "stderr), so that a fuzz session can be repeated")
       ->each([b](const std::string&) { b->seed_given = true; });
   fuzz->add_option("--per-round", b->per_round,
-                   "Cases per property and implementation before moving to the next pair")
+                   "Cases per property and implementation before moving to the next pair "
+                   "(rapidcheck engine)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::PositiveNumber)
+      ->each([b](const std::string&) { b->per_round_given = true; });
+  fuzz->add_option("--engine", b->engine,
+                   "rapidcheck (the properties with fresh seeds) or libfuzzer (the "
+                   "coverage-guided target; build it with `bash ci/fuzz.sh build`)")
+      ->capture_default_str();
+  fuzz->add_option("--libfuzzer", b->libfuzzer,
+                   "The libFuzzer binary (default: $KVBENCH_LIBFUZZER, else "
+                   "build-fuzz/kvbench_libfuzzer beside this build or in the current directory)");
+  fuzz->add_option("--corpus", b->corpus,
+                   "libfuzzer engine: the working corpus directory, which receives new inputs "
+                   "(default: corpus/ beside the binary; the committed seeds are read too)");
   fuzz->callback([b] { run_fuzz(*b); });
 }
 

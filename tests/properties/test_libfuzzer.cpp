@@ -1,0 +1,335 @@
+// Tests of the libFuzzer engine's target (properties/libfuzzer), without libFuzzer: the
+// input format, the committed seed corpus (it must replay clean on every implementation and
+// exercise every operation), and that bugs planted in a test-only wrapper are found, with a
+// shrunk case, by the same checks and reporting path the fuzzer uses.
+#include <gtest/gtest.h>
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+
+#include "harness/error.h"
+#include "harness/registry.h"
+#include "harness/weights.h"
+#include "properties/libfuzzer/fuzz_case.h"
+#include "properties/libfuzzer/fuzz_target.h"
+
+namespace kvbench::fuzz {
+namespace {
+
+std::vector<std::uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(static_cast<bool>(in)) << "cannot read " << path;
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+std::set<std::string> files_in(const std::string& dir) {
+  std::set<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return out;
+  while (const dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') out.insert(e->d_name);
+  }
+  closedir(d);
+  return out;
+}
+
+// ---- the input format ---------------------------------------------------------------------
+
+TEST(FuzzInput, DecodeEncodeRoundTrips) {
+  InputStream rng(11);
+  for (std::size_t size = 0; size < kMaxInputBytes + 20; ++size) {
+    std::vector<std::uint8_t> bytes(size);
+    for (auto& b : bytes) b = static_cast<std::uint8_t>(rng.next_u64());
+    const Input in = decode(bytes.data(), bytes.size());
+    const std::vector<std::uint8_t> enc = encode(in);
+    EXPECT_EQ(decode(enc.data(), enc.size()), in) << "size " << size;
+    // Every byte the format reads is the input's own: a prefix of the encoding.
+    const std::size_t used = std::min(size, kMaxInputBytes);
+    ASSERT_GE(enc.size(), used);
+    EXPECT_TRUE(std::equal(bytes.begin(), bytes.begin() + static_cast<long>(used), enc.begin()));
+    EXPECT_LE(in.ops.size(), kMaxOps);
+  }
+  // Missing bytes read as 0: the empty input is a valid one (the smallest model, no ops).
+  const Input empty = decode(nullptr, 0);
+  EXPECT_TRUE(empty.ops.empty());
+  for (std::uint8_t b : empty.header) EXPECT_EQ(b, 0);
+}
+
+TEST(FuzzInput, MakeInputNamesTheFieldOutOfRange) {
+  Header h;
+  h.heads = 9;
+  try {
+    make_input(h, {});
+    FAIL() << "heads 9 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("heads 8 is out of range 0..7"), std::string::npos)
+        << e.what();
+  }
+  h.heads = 4;
+  h.kv_div = 3;  // 4 has the divisors 4, 2, 1
+  EXPECT_THROW(make_input(h, {}), Error);
+  h.kv_div = 0;
+  h.capacity = 130;  // above 128 only 128 + 3k
+  EXPECT_THROW(make_input(h, {}), Error);
+  for (int b = 0; b < 256; ++b) {
+    h.capacity = capacity_of(static_cast<std::uint8_t>(b));
+    EXPECT_EQ(make_input(h, {}).header[6], b) << "capacity " << h.capacity;
+  }
+}
+
+TEST(FuzzInput, HeaderDecodesToTheNarrowModel) {
+  Header h;
+  h.layers = 2;
+  h.heads = 6;
+  h.kv_div = 2;  // divisors of 6, largest first: 6, 3, 2, 1
+  h.head_dim = 64;
+  h.d_model = 32;
+  h.capacity = 512;
+  h.seed = 513;
+  const Report r = run(Registry::global().get("naive"), make_input(h, {op(OpKind::create)}));
+  EXPECT_FALSE(r.failed) << r.describe();
+  EXPECT_NE(r.config.find("L=2 d_model=32 H=6 H_kv=2 d=64 cap=512 fp32 seed=513"),
+            std::string::npos)
+      << r.config;
+}
+
+// ---- the seed corpus ----------------------------------------------------------------------
+
+TEST(FuzzCorpus, CommittedFilesAreTheGeneratedSeeds) {
+  const std::string dir = KVBENCH_FUZZ_CORPUS;
+  std::set<std::string> names;
+  for (const Seed& s : seed_inputs()) {
+    names.insert(s.name);
+    EXPECT_EQ(read_bytes(dir + "/" + s.name), encode(s.input))
+        << s.name << " differs from seed_inputs(); regenerate with "
+        << "build/kvbench_fuzz_replay --write-seeds properties/libfuzzer/corpus";
+  }
+  EXPECT_EQ(files_in(dir), names);
+}
+
+TEST(FuzzCorpus, EverySeedPassesOnEveryImplementation) {
+  for (const ImplInfo* impl : select_impls(Registry::global(), "all")) {
+    for (const Seed& s : seed_inputs()) {
+      const Report r = run(*impl, s.input);
+      EXPECT_FALSE(r.failed) << s.name << " on " << impl->name << ":\n" << r.describe();
+    }
+  }
+}
+
+// The seeds are where fuzzing starts: between them they must execute every operation and
+// every kind of bad call (a seed whose records are all skipped would teach the fuzzer
+// nothing), on a K/V cache and on naive.
+TEST(FuzzCorpus, SeedsExerciseEveryOperation) {
+  for (const char* name : {"cpu_cached", "naive"}) {
+    std::array<int, static_cast<int>(OpKind::count)> kinds{};
+    std::set<int> bad_kinds;
+    for (const Seed& s : seed_inputs()) {
+      const Report r = run(Registry::global().get(name), s.input);
+      for (std::size_t k = 0; k < kinds.size(); ++k) kinds[k] += r.op_kinds[k];
+      EXPECT_GT(r.executed_ops, 0) << s.name;
+      for (const Op& o : s.input.ops) {
+        if (o.kind % static_cast<int>(OpKind::count) == static_cast<int>(OpKind::bad)) {
+          bad_kinds.insert(o.a % static_cast<int>(BadKind::count));
+        }
+      }
+    }
+    for (std::size_t k = 0; k < kinds.size(); ++k) {
+      EXPECT_GT(kinds[k], 0) << name << ": no seed executes operation kind " << k;
+    }
+    EXPECT_EQ(bad_kinds.size(), static_cast<std::size_t>(BadKind::count));
+  }
+}
+
+TEST(FuzzImpls, SelectionNamesWhatCannotBeFuzzed) {
+  EXPECT_THROW(select_impls(Registry::global(), "no_such_cache"), Error);
+  const auto all = select_impls(Registry::global(), "all");
+  for (const ImplInfo* impl : all) EXPECT_FALSE(impl->caps.planted) << impl->name;
+  const auto one = select_impls(Registry::global(), "naive");
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0]->name, "naive");
+}
+
+// ---- planted bugs ---------------------------------------------------------------------------
+//
+// A test-only cache that forwards to cpu_cached and plants one bug; never registered in the
+// global registry except by the session test below, under a planted name.
+
+enum class Bug {
+  none,            // a faithful wrapper: must pass (the wrapper is not the finding)
+  output_error,    // decode outputs of sequences holding >= 4 tokens off by 1e-3 relative
+  stale_kv,        // read_kv returns K row 3 off by 1e-3 (the cache itself is right)
+  bytes_over,      // bytes_held 4 too many while a sequence holds >= 5 tokens
+  batched_count,   // qk_dot_products one too many on batched decode calls
+};
+
+class Planted final : public KvCache {
+ public:
+  Planted(std::shared_ptr<const ModelWeights> w, const ImplOptions& o, Bug bug)
+      : KvCache("fuzz_planted", w, o),
+        inner_(Registry::global().get("cpu_cached").create(w, o)),
+        bug_(bug) {}
+
+ private:
+  void sync() {
+    const Stats s = inner_->stats();
+    counters().kv_projection_rows = s.kv_projection_rows;
+    counters().qk_dot_products = s.qk_dot_products + extra_dots_;
+    counters().kv_bytes_read = s.kv_bytes_read;
+  }
+  void do_create(SeqId id) override { map_[id] = inner_->create_sequence(); }
+  void do_prefill(SeqId id, const float* x, int n, float* out) override {
+    const std::size_t dm = static_cast<std::size_t>(config().d_model);
+    const auto y = inner_->prefill(map_.at(id), std::vector<float>(x, x + n * dm));
+    std::copy(y.begin(), y.end(), out);
+    sync();
+  }
+  void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) override {
+    const std::size_t dm = static_cast<std::size_t>(config().d_model);
+    std::vector<SeqId> inner_ids;
+    for (SeqId id : ids) inner_ids.push_back(map_.at(id));
+    const auto y = inner_->decode(inner_ids, std::vector<float>(x, x + ids.size() * dm));
+    std::copy(y.begin(), y.end(), out);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (bug_ == Bug::output_error && inner_->length(inner_ids[i]) > 4) {
+        for (std::size_t j = 0; j < dm; ++j) out[i * dm + j] *= 1.001f;
+      }
+    }
+    if (bug_ == Bug::batched_count && ids.size() > 1) ++extra_dots_;
+    sync();
+  }
+  void do_fork(SeqId parent, SeqId child) override { map_[child] = inner_->fork(map_.at(parent)); }
+  void do_drop(SeqId id) override {
+    inner_->drop(map_.at(id));
+    map_.erase(id);
+  }
+  void do_truncate(SeqId id, int length) override { inner_->truncate(map_.at(id), length); }
+  bool holds_kv_cache() const override { return true; }
+  KvRows do_read_kv(SeqId id, int layer, int kv_head) const override {
+    KvRows r = inner_->read_kv(map_.at(id), layer, kv_head);
+    if (bug_ == Bug::stale_kv && r.length > 3) r.k[3 * r.head_dim] *= 1.001f;
+    return r;
+  }
+  Memory memory_in_use() const override {
+    const Stats s = inner_->stats();
+    Memory m{s.bytes_held, s.bytes_reserved};
+    if (bug_ == Bug::bytes_over) {
+      for (SeqId id : inner_->sequences()) {
+        if (inner_->length(id) >= 5) {
+          m.held += 4;
+          break;
+        }
+      }
+      m.reserved = std::max(m.reserved, m.held);
+    }
+    return m;
+  }
+
+  std::unique_ptr<KvCache> inner_;
+  Bug bug_;
+  std::map<SeqId, SeqId> map_;
+  std::uint64_t extra_dots_ = 0;
+};
+
+ImplInfo planted(Bug bug, const std::string& name = "fuzz_planted") {
+  ImplInfo info = *Registry::global().find("cpu_cached");
+  info.name = name;
+  info.caps.planted = true;
+  info.create = [bug](std::shared_ptr<const ModelWeights> w, const ImplOptions& o) {
+    return std::unique_ptr<KvCache>(new Planted(std::move(w), o, bug));
+  };
+  return info;
+}
+
+// The bug must be found on some seed with `tag`, and shrink to a shorter case that still
+// fails with it; the shrunk case goes to the test log (it is what a user would read).
+void expect_found(Bug bug, const std::string& tag, const std::string& words) {
+  const ImplInfo impl = planted(bug);
+  int found = 0;
+  for (const Seed& s : seed_inputs()) {
+    const Report r = run(impl, s.input);
+    if (!r.failed) continue;
+    ++found;
+    EXPECT_EQ(r.tag, tag) << r.describe();
+    EXPECT_NE(r.check.find(words), std::string::npos) << r.describe();
+    int runs = 0;
+    const Input small = shrink([&](const Input& c) { return run(impl, c); }, s.input, 2000, &runs);
+    const Report again = run(impl, small);
+    ASSERT_TRUE(again.failed) << "the shrunk case passes";
+    EXPECT_EQ(again.tag, tag);
+    EXPECT_LE(small.ops.size(), s.input.ops.size());
+    std::cout << "[" << s.name << "] " << s.input.ops.size() << " records -> " << small.ops.size()
+              << " after " << runs << " runs:\n" << again.describe() << "\n";
+  }
+  EXPECT_GT(found, 0) << "no seed finds the planted bug";
+}
+
+TEST(FuzzPlanted, FaithfulWrapperPasses) {
+  const ImplInfo impl = planted(Bug::none);
+  for (const Seed& s : seed_inputs()) {
+    const Report r = run(impl, s.input);
+    EXPECT_FALSE(r.failed) << s.name << ":\n" << r.describe();
+  }
+}
+
+TEST(FuzzPlanted, OutputErrorIsFoundAgainstTheReference) {
+  expect_found(Bug::output_error, "output", "x the bound");
+}
+
+TEST(FuzzPlanted, WrongCachedRowIsFoundByReadKv) {
+  expect_found(Bug::stale_kv, "read_kv", "cached K rows");
+}
+
+TEST(FuzzPlanted, BytesHeldOverCountIsFound) {
+  expect_found(Bug::bytes_over, "bytes_held", "expected 2 x L");
+}
+
+TEST(FuzzPlanted, BatchedCounterErrorIsFound) {
+  expect_found(Bug::batched_count, "counters", "qk_dot_products grew by");
+}
+
+// The path the fuzzer takes on a finding: a planted implementation named in
+// KVBENCH_FUZZ_IMPLS, check_input() reports it, shrinks it and writes the shrunk input,
+// which replays to the same failure.
+TEST(FuzzSession, PlantedImplByNameIsReportedShrunkAndWritten) {
+  Registry::global().add(planted(Bug::output_error, "fuzz_planted_output"));
+  char dir[] = "/tmp/kvbench_fuzz_test_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  setenv("KVBENCH_FUZZ_IMPLS", "fuzz_planted_output", 1);
+  setenv("KVBENCH_FUZZ_ARTIFACTS", dir, 1);
+  init_session();
+  const std::vector<std::uint8_t> good = encode(make_input({}, {op(OpKind::create)}));
+  EXPECT_FALSE(check_input(good.data(), good.size()));
+  const std::vector<std::uint8_t> bytes = encode(seed_inputs()[0].input);  // prefill_decode
+  ::testing::internal::CaptureStderr();
+  const bool failed = check_input(bytes.data(), bytes.size());
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  std::cout << printed;
+  ASSERT_TRUE(failed);
+  EXPECT_NE(printed.find("FINDING"), std::string::npos);
+  EXPECT_NE(printed.find("#0 create -> id 0"), std::string::npos);
+  EXPECT_NE(printed.find("==== shrunk:"), std::string::npos);
+  const std::set<std::string> files = files_in(dir);
+  ASSERT_EQ(files.size(), 1u);
+  const std::string path = std::string(dir) + "/" + *files.begin();
+  EXPECT_NE(printed.find("replay: KVBENCH_FUZZ_IMPLS=fuzz_planted_output bash ci/fuzz.sh replay " +
+                         path),
+            std::string::npos);
+  const std::vector<std::uint8_t> shrunk = read_bytes(path);
+  EXPECT_LT(shrunk.size(), bytes.size());
+  const Report r = run(*Registry::global().find("fuzz_planted_output"),
+                       decode(shrunk.data(), shrunk.size()));
+  EXPECT_TRUE(r.failed);
+  EXPECT_EQ(r.tag, "output");
+  unlink(path.c_str());
+  rmdir(dir);
+}
+
+}  // namespace
+}  // namespace kvbench::fuzz
