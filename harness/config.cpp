@@ -1,5 +1,8 @@
 #include "harness/config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <sstream>
 
 #include "harness/error.h"
@@ -13,6 +16,29 @@ std::size_t dtype_size(DType dtype) {
     case DType::bf16: return 2;
   }
   fail("dtype_size: unknown dtype ", static_cast<int>(dtype));
+}
+
+double round_to_storage(double value, DType dtype) {
+  if (dtype == DType::f32 || !std::isfinite(value) || value == 0.0) return value;
+  const int mantissa_bits = dtype == DType::f16 ? 10 : 7;
+  const int min_exponent = dtype == DType::f16 ? -14 : -126;  // of the normal numbers
+  int e = 0;
+  std::frexp(value, &e);  // |value| = f * 2^e, f in [0.5, 1): the leading bit is 2^(e-1)
+  const int exponent = std::max(e - 1, min_exponent);  // subnormals share the last spacing
+  const double spacing = std::ldexp(1.0, exponent - mantissa_bits);
+  const double rounded = std::nearbyint(value / spacing) * spacing;  // FE_TONEAREST: ties even
+  const double largest = dtype == DType::f16 ? 65504.0 : 3.3895313892515355e38;
+  if (std::abs(rounded) > largest) return std::copysign(INFINITY, value);
+  return rounded;
+}
+
+double storage_unit_roundoff(DType dtype) {
+  switch (dtype) {
+    case DType::f32: return std::ldexp(1.0, -24);
+    case DType::f16: return std::ldexp(1.0, -11);
+    case DType::bf16: return std::ldexp(1.0, -8);
+  }
+  fail("storage_unit_roundoff: unknown dtype ", static_cast<int>(dtype));
 }
 
 std::string dtype_name(DType dtype) {

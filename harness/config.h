@@ -21,6 +21,17 @@ enum class DType { f32, f16, bf16 };
 std::size_t dtype_size(DType dtype);
 // RETURNS: "fp32", "fp16" or "bf16".
 std::string dtype_name(DType dtype);
+// RETURNS: `value` rounded to the nearest value of the storage format (ties to even):
+// itself for f32 storage (a float64 value is NOT rounded to fp32: the reference keeps its
+// precision); fp16 (10 stored mantissa bits, normal exponents -14..15, subnormals to 2^-24,
+// overflow to +-Inf past 65504) or bf16 (7 mantissa bits, fp32's exponent range) otherwise.
+// Written from the formats' definitions with frexp/ldexp/nearbyint (the implementations
+// convert by bit manipulation: two independent roundings check each other).
+double round_to_storage(double value, DType dtype);
+// RETURNS: the unit roundoff of the storage format: half its machine epsilon
+// (fp16 2^-11, bf16 2^-8, fp32 2^-24).
+double storage_unit_roundoff(DType dtype);
+
 // Accepts fp32|f32|float32, fp16|f16|float16|half, bf16|bfloat16. Throws Error otherwise.
 DType parse_dtype(const std::string& name);
 

@@ -21,6 +21,22 @@ torch::Tensor to_tensor(const std::vector<float>& values, std::int64_t rows, std
   return t.to(type);  // a copy: the result owns its memory
 }
 
+// The cache's storage format applied to projected K or V rows (config.h round_to_storage).
+torch::Tensor round_to(torch::Tensor t, DType storage) {
+  if (storage == DType::f32) return t;
+  t = t.contiguous().clone();
+  if (t.scalar_type() == torch::kFloat64) {
+    double* p = t.data_ptr<double>();
+    for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = round_to_storage(p[i], storage);
+  } else {
+    float* p = t.data_ptr<float>();
+    for (std::int64_t i = 0; i < t.numel(); ++i) {
+      p[i] = static_cast<float>(round_to_storage(p[i], storage));
+    }
+  }
+  return t;
+}
+
 std::vector<double> to_vector(const torch::Tensor& t) {
   auto d = t.to(torch::kFloat64).contiguous();
   return std::vector<double>(d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
@@ -76,8 +92,9 @@ ReferenceResult reference_forward(const ModelWeights& weights, const std::vector
     const std::int64_t Q = queries.size(0);
 
     torch::Tensor q = x.index_select(0, queries).matmul(wq.t()).view({Q, H, d}).permute({1, 0, 2});
-    torch::Tensor k = x.matmul(wk.t()).view({T, G, d}).permute({1, 0, 2});  // [G, T, d]
-    torch::Tensor v = x.matmul(wv.t()).view({T, G, d}).permute({1, 0, 2});  // [G, T, d]
+    // K and V as the cache stores them (rounded to fp16/bf16 when the config says so).
+    torch::Tensor k = round_to(x.matmul(wk.t()), c.dtype).view({T, G, d}).permute({1, 0, 2});
+    torch::Tensor v = round_to(x.matmul(wv.t()), c.dtype).view({T, G, d}).permute({1, 0, 2});
     for (std::int64_t g = 0; g < G; ++g) {
       result.k.push_back(to_vector(k[g]));
       result.v.push_back(to_vector(v[g]));

@@ -27,6 +27,9 @@ struct ReferenceResult {
 
 // REQUIRES: inputs.size() == T * d_model for some T >= 0; `rows` ascending, each < T.
 // RETURNS: the forward pass of `weights` over the T input rows (row t attends to rows <= t).
+// K and V are rounded to the config's storage dtype right after their projection (fp16 /
+// bf16, round_to_storage), the rest computed in `precision`: the exact model of a cache
+// that stores that format (fp32 storage: nothing rounded).
 // With `rows`, only those rows' outputs (the K/V of every layer and position are always
 // computed): long contexts are then checked at sampled positions for O(T * rows) work in
 // the last layer instead of O(T^2). max_abs_score then covers the computed pairs only.

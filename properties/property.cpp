@@ -9,7 +9,7 @@ const std::vector<Property>& all_properties() {
       decode_matches_reference(), cache_matches_reference(), causal_and_batch_independent(),
       prefill_matches_decode(),   fork_truncate_drop(),      memory_accounting(),
       op_counts(),                large_scores(),            bad_input_rejected(),
-      inconsistent_dims_rejected(), long_context(),
+      inconsistent_dims_rejected(), long_context(), reduced_precision_storage(),
   };
   return list;
 }

@@ -49,6 +49,7 @@ Property large_scores();               // 8
 Property bad_input_rejected();         // 9
 Property inconsistent_dims_rejected(); // 9, construction
 Property long_context();               // 11
+Property reduced_precision_storage();  // 12
 
 // The longest sequence long_context draws (default 8192; `verify --max-tokens` raises it).
 // REQUIRES: tokens >= 64.

@@ -78,5 +78,19 @@ TEST(PlantedCaches, StaleRowsAfterTruncateThenPrefillAreCaught) {
   expect_caught("planted_prefill_after_truncate_stale", "fork_truncate_drop", "");
 }
 
+TEST(PlantedCaches, ControlPassesReducedPrecisionStorage) {
+  const Outcome o = run_property(find_property("reduced_precision_storage"),
+                                 planted("planted_reference_cache"), budget(100, 4));
+  EXPECT_EQ(o.verdict, Verdict::passed) << o.report;
+}
+
+TEST(PlantedCaches, Fp16StoredForBf16IsCaught) {
+  expect_caught("planted_bf16_stores_fp16", "reduced_precision_storage", "is not a bf16 value");
+}
+
+TEST(PlantedCaches, TruncationInsteadOfRoundToNearestIsCaught) {
+  expect_caught("planted_truncating_rounding", "reduced_precision_storage", "rounds to nearest");
+}
+
 }  // namespace
 }  // namespace kvbench::props
