@@ -21,6 +21,9 @@ struct Property {
   std::function<bool(const ImplInfo& impl, std::string* why_not)> applies;
   // One random case: draws with *rc::gen, checks with RC_ASSERT / RC_FAIL.
   std::function<void(const ImplInfo& impl)> body;
+  // Optional: a remark on a pass over `impl`, "" for none (e.g. what could not be checked
+  // exactly because the implementation declares too little). Shown after PASS.
+  std::function<std::string(const ImplInfo& impl)> note = {};
 };
 
 // RETURNS: every property, in the order they are reported.
