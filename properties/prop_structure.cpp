@@ -165,6 +165,7 @@ class OpsRun {
   std::vector<float> fresh_rows(int n) { return stream_.rows(n, config().d_model); }
   int new_snapshot(std::vector<float> tokens, const std::string& origin);
   void record(const Live& s, const float* x, const float* y, int n);
+  void run_steps(int scenario, int max_ops, int max_live);
   void run_scenario(Scenario scenario);
   void random_op(int max_live);
   // The operations, on live_[i]; each logs itself and then checks memory.
@@ -298,9 +299,10 @@ std::vector<std::vector<float>> OpsRun::kv_rows(SeqId id) const {
 
 void OpsRun::op_fork(std::size_t p) {
   const Live parent = live_[p];
-  const SeqId child = cache_->fork(parent.id);
   log_.push_back("fork id " + std::to_string(parent.id) + " (" +
-                 std::to_string(length(parent)) + " tokens) -> id " + std::to_string(child));
+                 std::to_string(length(parent)) + " tokens)");  // logged first: fork may throw
+  const SeqId child = cache_->fork(parent.id);
+  log_.back() += " -> id " + std::to_string(child);
   if (cache_->length(child) != length(parent)) {
     fail("fork: child has length " + std::to_string(cache_->length(child)) + ", parent " +
          std::to_string(length(parent)));
@@ -513,6 +515,15 @@ void OpsRun::run(int max_ops, int max_live) {
   if (impl_.caps.fork) scenarios.push_back(kDropParent);
   const Scenario scenario = scenarios[static_cast<std::size_t>(
       draw_choice(Axis::scenario, static_cast<int>(scenarios.size()), "scenario"))];
+  try {
+    run_steps(scenario, max_ops, max_live);
+  } catch (const Error& e) {
+    fail(std::string("a valid operation threw: ") + e.what());
+  }
+}
+
+void OpsRun::run_steps(int scenario_index, int max_ops, int max_live) {
+  const Scenario scenario = static_cast<Scenario>(scenario_index);
   run_scenario(scenario);
   // The number of random operations grows with the size, like a length (1..max_ops, or
   // 0..max_ops / 2 after a scenario, which has 5..7 of its own); their kinds do not.
