@@ -106,8 +106,10 @@ void causal_body(const ImplInfo& impl) {
 }
 
 // ---------------------------------------------------------------------------------------
-// 5 and 6. Random operation sequences: create + prefill, batched decode, fork, truncate,
-// drop, checked against a model that knows each live sequence's token history.
+// 5 and 6. Operation sequences: a scripted path (OpsRun::Scenario, one per case, drawn so
+// that each runs within the first 10 cases), then random create + prefill, prefill onto a
+// live sequence, batched decode, fork, truncate, drop, checked against a model that knows
+// each live sequence's token history.
 //
 // Token histories are "snapshots": a sequence appends to its snapshot; fork and truncate
 // start a new snapshot (a copy of the kept rows) and freeze the old one, so every output
