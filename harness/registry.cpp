@@ -13,6 +13,33 @@ bool Capabilities::supports(DType dtype) const {
   return std::find(dtypes.begin(), dtypes.end(), dtype) != dtypes.end();
 }
 
+std::uint64_t Capabilities::kv_row_reads(int heads, int kv_heads) const {
+  const std::uint64_t H = static_cast<std::uint64_t>(heads);
+  const std::uint64_t G = static_cast<std::uint64_t>(heads / kv_heads);
+  const std::uint64_t H_kv = static_cast<std::uint64_t>(kv_heads);
+  switch (kv_read_model) {
+    case KvReadModel::per_kv_head: return H_kv;
+    case KvReadModel::per_query_head: return H;
+    case KvReadModel::per_group_of_n: {
+      const std::uint64_t N = static_cast<std::uint64_t>(std::max(1, kv_read_group));
+      return H_kv * ((G + N - 1) / N);
+    }
+    case KvReadModel::unspecified: break;
+  }
+  return 0;
+}
+
+std::string Capabilities::describe_kv_reads() const {
+  switch (kv_read_model) {
+    case KvReadModel::per_kv_head: return "per KV head";
+    case KvReadModel::per_query_head: return "per query head";
+    case KvReadModel::per_group_of_n:
+      return "per group of " + std::to_string(kv_read_group) + " query heads";
+    case KvReadModel::unspecified: break;
+  }
+  return "unspecified";
+}
+
 Registry& Registry::global() {
   static Registry* registry = [] {
     auto* r = new Registry();
@@ -28,6 +55,10 @@ void Registry::add(ImplInfo info) {
           "' is already registered");
   require(static_cast<bool>(info.create), "registry: implementation '", info.name,
           "' has no create function");
+  require(info.caps.kv_read_model != KvReadModel::per_group_of_n || info.caps.kv_read_group >= 1,
+          "registry: implementation '", info.name,
+          "' declares kv_read_model per_group_of_n with kv_read_group ", info.caps.kv_read_group,
+          " (must be >= 1)");
   entries_.push_back(std::make_unique<ImplInfo>(std::move(info)));
 }
 

@@ -2,6 +2,7 @@
 // here. `kvbench list`, `verify`, `bench` and the tests all iterate over it.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -11,6 +12,21 @@
 
 namespace kvbench {
 
+// How a decode step's attention reads the cached K/V rows: how many times each K and V row
+// of a KV head is read per decode row and layer. op_counts checks kv_bytes_read against
+// this exactly:
+//   per decode call: kv_bytes_read += L * sum over its rows of (t + 1) * 2 * d * sizeof(elem)
+//                                     * kv_row_reads(H, H_kv)
+// with t the row's sequence length before the step. Prefill reads are not covered (they
+// depend on how an implementation blocks the rows). Split-KV does not change the count:
+// the chunks of a row's keys add up to its keys.
+enum class KvReadModel {
+  unspecified,     // not declared: op_counts only checks [H_kv, H] reads and says so
+  per_kv_head,     // once per KV head: one pass over a row serves its whole GQA group (H_kv)
+  per_query_head,  // once per query head, each head reads its KV head's rows itself (H)
+  per_group_of_n,  // once per block of kv_read_group query heads: H_kv * ceil(G / N), G = H / H_kv
+};
+
 struct Capabilities {
   bool holds_kv_cache = true;   // read_kv works and bytes_held follows the K/V formula
   bool fork = true;
@@ -18,8 +34,16 @@ struct Capabilities {
   bool threads = false;         // honours ImplOptions::threads > 1
   bool planted = false;         // a deliberately broken variant (tests only)
   std::vector<DType> dtypes = {DType::f32};
+  KvReadModel kv_read_model = KvReadModel::unspecified;
+  int kv_read_group = 0;        // N of per_group_of_n (>= 1); unused by the other models
 
   bool supports(DType dtype) const;
+  // RETURNS: reads of each cached K/V row per decode row and layer, summed over the KV heads
+  // (H_kv, H or H_kv * ceil(G / N)); 0 when kv_read_model is unspecified.
+  // REQUIRES: kv_heads >= 1 divides heads.
+  std::uint64_t kv_row_reads(int heads, int kv_heads) const;
+  // RETURNS: "per KV head", "per query head", "per group of 8 query heads", "unspecified".
+  std::string describe_kv_reads() const;
 };
 
 struct ImplInfo {
@@ -43,7 +67,8 @@ class Registry {
   // The process-wide registry, filled with the built-in implementations on first use.
   static Registry& global();
 
-  // Throws Error when the name is taken or empty, or `create` is null.
+  // Throws Error when the name is taken or empty, `create` is null, or the read model is
+  // per_group_of_n with kv_read_group < 1.
   void add(ImplInfo info);
   // RETURNS: nullptr when unknown.
   const ImplInfo* find(const std::string& name) const;

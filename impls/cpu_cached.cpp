@@ -805,6 +805,9 @@ void register_cpu_cached(Registry& registry) {
   info.caps.truncate = true;
   info.caps.threads = true;
   info.caps.dtypes = {DType::f32};
+  // One attention item per (row, KV head) serves the whole GQA group; split-KV chunks of a
+  // row add up to its keys, so threads do not change the count.
+  info.caps.kv_read_model = KvReadModel::per_kv_head;
   info.create = [](std::shared_ptr<const ModelWeights> weights, const ImplOptions& options) {
     return std::unique_ptr<KvCache>(new CpuCachedCache(std::move(weights), options));
   };

@@ -557,6 +557,10 @@ void register_cuda_cached(Registry& registry) {
   info.caps.truncate = true;
   info.caps.threads = false;
   info.caps.dtypes = {DType::f32, DType::f16, DType::bf16};
+  // A block serves up to 8 query heads of one KV head (cuda_plan.h: group_blocks =
+  // ceil(G / group_per_block), group_per_block 1, 4 or 8), so ceil(G / 8) reads per KV head.
+  info.caps.kv_read_model = KvReadModel::per_group_of_n;
+  info.caps.kv_read_group = 8;
   info.unavailable_reason = [] { return cuda::device_unavailable_reason(); };
   info.create = [](std::shared_ptr<const ModelWeights> weights, const ImplOptions& options) {
     return make_cuda_cached(std::move(weights), options);

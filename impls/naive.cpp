@@ -189,6 +189,8 @@ void register_naive(Registry& registry) {
   info.caps.truncate = true;
   info.caps.threads = false;
   info.caps.dtypes = {DType::f32};
+  // attend_head runs per query head over its KV head's re-projected rows.
+  info.caps.kv_read_model = KvReadModel::per_query_head;
   info.create = [](std::shared_ptr<const ModelWeights> weights, const ImplOptions& options) {
     return std::unique_ptr<KvCache>(new NaiveCache(std::move(weights), options));
   };

@@ -48,6 +48,7 @@ void register_torch_cached(Registry& registry) {
       "LibTorch fp32, K/V tensors grown by torch.cat each step (Python DynamicCache pattern)";
   info.device = "cpu";
   info.caps.threads = true;  // at::set_num_threads(ImplOptions::threads)
+  info.caps.kv_read_model = KvReadModel::per_kv_head;  // repeat_interleave reads each KV head once
   info.create = [](std::shared_ptr<const ModelWeights> weights, const ImplOptions& options) {
     return std::unique_ptr<KvCache>(new TorchCached(std::move(weights), options));
   };

@@ -53,6 +53,7 @@ void register_torch_static(Registry& registry) {
       "LibTorch fp32, K/V preallocated to capacity, written in place (Python StaticCache pattern)";
   info.device = "cpu";
   info.caps.threads = true;  // at::set_num_threads(ImplOptions::threads)
+  info.caps.kv_read_model = KvReadModel::per_kv_head;  // repeat_interleave reads each KV head once
   info.create = [](std::shared_ptr<const ModelWeights> weights, const ImplOptions& options) {
     return std::unique_ptr<KvCache>(new TorchStatic(std::move(weights), options));
   };

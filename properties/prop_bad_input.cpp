@@ -80,23 +80,28 @@ bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 // Draws one bad call against the live state (same on both twins).
+// The kinds of bad calls, in three families of three: a case makes the calls of one family
+// (a per-case choice), so the first cases of any run make every kind.
+enum BadKind {
+  kPrefillWidth, kDecodeWidth, kDecodeFull, kPrefillPastCapacity, kUnknownId,
+  kTruncateLength, kDuplicateId, kNonFinite, kReadKvRange, kKinds
+};
+constexpr int kFamilies = 3;
+
+// Draws one bad call of `kind` against the live state (same on both twins). Its variants
+// (which sign, which bad value) are uniform at every size; its lengths grow with it.
 BadCall gen_bad_call(const KvCache& cache, const ImplInfo& impl, SeqId dropped, SeqId next_id,
-                     InputStream& rows) {
+                     InputStream& rows, int kind) {
   const ModelConfig& c = cache.config();
   const int dm = c.d_model, cap = c.capacity;
   const std::vector<SeqId> live = cache.sequences();
   std::vector<SeqId> open, full;
   for (SeqId id : live) (cache.length(id) < cap ? open : full).push_back(id);
   auto pick = [](const std::vector<SeqId>& from) {
-    return from[static_cast<std::size_t>(*rc::gen::inRange(0, static_cast<int>(from.size())))];
+    return from[static_cast<std::size_t>(draw_uniform(static_cast<int>(from.size())))];
   };
   // open is never empty (the preamble creates an empty sequence), full never empty either
   // (capacity is the longest sequence's length).
-  enum Kind {
-    kPrefillWidth, kDecodeWidth, kDecodeFull, kPrefillPastCapacity, kUnknownId,
-    kTruncateLength, kDuplicateId, kNonFinite, kReadKvRange, kKinds
-  };
-  int kind = *rc::gen::inRange(0, static_cast<int>(kKinds));
   if (kind == kPrefillWidth && dm < 2) kind = kDecodeWidth;  // every size is a multiple of 1
   if (kind == kReadKvRange && !impl.caps.holds_kv_cache) kind = kTruncateLength;
 
@@ -115,7 +120,7 @@ BadCall gen_bad_call(const KvCache& cache, const ImplInfo& impl, SeqId dropped, 
     }
     case kDecodeWidth: {
       const std::vector<SeqId> ids = {pick(open)};
-      const int sign = *rc::gen::inRange(0, 2) ? 1 : -1;
+      const int sign = draw_uniform(2) ? 1 : -1;
       const std::size_t size =
           static_cast<std::size_t>(dm + sign * *rc::gen::inRange(1, dm + 1));
       const std::vector<float> x = rows.rows(1, static_cast<int>(size));
@@ -126,7 +131,7 @@ BadCall gen_bad_call(const KvCache& cache, const ImplInfo& impl, SeqId dropped, 
     }
     case kDecodeFull: {
       std::vector<SeqId> ids = {pick(full)};
-      if (*rc::gen::inRange(0, 2)) ids.insert(ids.begin(), pick(open));
+      if (draw_uniform(2)) ids.insert(ids.begin(), pick(open));
       const std::vector<float> x = rows.rows(static_cast<int>(ids.size()), dm);
       const SeqId bad = ids.back();
       b.what = "decode of ids " + ids_text(ids) + " where id " + std::to_string(bad) +
@@ -148,12 +153,12 @@ BadCall gen_bad_call(const KvCache& cache, const ImplInfo& impl, SeqId dropped, 
       break;
     }
     case kUnknownId: {
-      const int which = *rc::gen::inRange(0, 3);
+      const int which = draw_uniform(3);
       const SeqId id = which == 0   ? dropped
                        : which == 1 ? next_id + *rc::gen::inRange(0, 100)
                                     : -1 - *rc::gen::inRange(0, 100);
       const std::vector<float> x = rows.rows(1, dm);
-      const int op = *rc::gen::inRange(0, impl.caps.holds_kv_cache ? 7 : 6);
+      const int op = draw_uniform(impl.caps.holds_kv_cache ? 7 : 6);
       static const char* const names[] = {"prefill", "decode", "fork",  "drop",
                                           "truncate", "length", "read_kv"};
       b.what = std::string(names[op]) + " of unknown id " + std::to_string(id) +
@@ -181,7 +186,7 @@ BadCall gen_bad_call(const KvCache& cache, const ImplInfo& impl, SeqId dropped, 
     case kTruncateLength: {
       const SeqId id = pick(live);
       const int len = cache.length(id);
-      const int length = *rc::gen::inRange(0, 2) ? len + 1 + *rc::gen::inRange(0, 10)
+      const int length = draw_uniform(2) ? len + 1 + *rc::gen::inRange(0, 10)
                                                  : -1 - *rc::gen::inRange(0, 10);
       b.what = "truncate of id " + std::to_string(id) + " (" + std::to_string(len) +
                " tokens) to " + std::to_string(length);
@@ -192,7 +197,7 @@ BadCall gen_bad_call(const KvCache& cache, const ImplInfo& impl, SeqId dropped, 
     case kDuplicateId: {
       const SeqId twice = pick(open);
       std::vector<SeqId> ids = {twice, twice};
-      if (open.size() > 1 && *rc::gen::inRange(0, 2)) {
+      if (open.size() > 1 && draw_uniform(2)) {
         for (SeqId id : open) {
           if (id != twice) {
             ids.insert(ids.begin() + 1, id);
@@ -207,12 +212,12 @@ BadCall gen_bad_call(const KvCache& cache, const ImplInfo& impl, SeqId dropped, 
       break;
     }
     case kNonFinite: {
-      const int v = *rc::gen::inRange(0, 3);
+      const int v = draw_uniform(3);
       const float bad = v == 0   ? std::numeric_limits<float>::quiet_NaN()
                         : v == 1 ? std::numeric_limits<float>::infinity()
                                  : -std::numeric_limits<float>::infinity();
       const char* shown = v == 0 ? "is nan" : v == 1 ? "is inf" : "is -inf";
-      const bool by_decode = *rc::gen::inRange(0, 2);
+      const bool by_decode = draw_uniform(2);
       const SeqId id = pick(open);
       const int n = by_decode ? 1 : *rc::gen::inRange(1, 4);
       std::vector<float> x = rows.rows(n, dm);
@@ -235,9 +240,9 @@ BadCall gen_bad_call(const KvCache& cache, const ImplInfo& impl, SeqId dropped, 
     }
     default: {  // kReadKvRange
       const SeqId id = pick(live);
-      const bool layer = *rc::gen::inRange(0, 2);
+      const bool layer = draw_uniform(2);
       const int limit = layer ? c.layers : c.kv_heads;
-      const int bad = *rc::gen::inRange(0, 2) ? limit + *rc::gen::inRange(0, 5)
+      const int bad = draw_uniform(2) ? limit + *rc::gen::inRange(0, 5)
                                               : -1 - *rc::gen::inRange(0, 5);
       b.what = "read_kv of id " + std::to_string(id) + " with " +
                (layer ? "layer " : "kv_head ") + std::to_string(bad);
@@ -280,31 +285,38 @@ void bad_input_body(const ImplInfo& impl) {
   for (SeqId id : a->sequences()) next_id = std::max(next_id, id + 1);
   next_id = std::max(next_id, dropped + 1);
   const bool holds_kv = impl.caps.holds_kv_cache;
-  RC_ASSERT(differs(observe(*a, holds_kv), observe(*b, holds_kv)).empty());
+  // b never sees a bad call: observed once, compared with a after each of them.
+  const Observed twin = observe(*b, holds_kv);
+  RC_ASSERT(differs(observe(*a, holds_kv), twin).empty());
 
   InputStream rows(w.input_seed + 77);
-  const BadCall bad = gen_bad_call(*a, impl, dropped, next_id, rows);
-  const std::string context = "bad call: " + bad.what + "\n  case: " + w.describe();
-  try {
-    bad.call(*a);
-    fail_case("accepted without an error: " + context);
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    for (const std::string& needle : bad.needles) {
-      if (msg.find(needle) == std::string::npos) {
-        fail_case("the error message \"" + msg + "\" does not say \"" + needle + "\"; " + context);
+  const int family = draw_choice(Axis::variant, kFamilies, "bad call family");
+  std::string context;
+  for (int kind = family; kind < kKinds; kind += kFamilies) {
+    const BadCall bad = gen_bad_call(*a, impl, dropped, next_id, rows, kind);
+    context = "bad call: " + bad.what + "\n  case: " + w.describe();
+    try {
+      bad.call(*a);
+      fail_case("accepted without an error: " + context);
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      for (const std::string& needle : bad.needles) {
+        if (msg.find(needle) == std::string::npos) {
+          fail_case("the error message \"" + msg + "\" does not say \"" + needle + "\"; " +
+                    context);
+        }
       }
+    } catch (const rc::detail::CaseResult&) {
+      throw;  // RapidCheck's own control flow
+    } catch (const std::exception& e) {
+      fail_case(std::string("threw a std::exception that is not kvbench::Error: ") + e.what() +
+                "; " + context);
     }
-  } catch (const rc::detail::CaseResult&) {
-    throw;  // RapidCheck's own control flow
-  } catch (const std::exception& e) {
-    fail_case(std::string("threw a std::exception that is not kvbench::Error: ") + e.what() +
-            "; " + context);
+    const std::string diff = differs(observe(*a, holds_kv), twin);
+    if (!diff.empty()) fail_case("the rejected call changed the state: " + diff + "; " + context);
   }
 
-  // State unchanged: everything observable, then the same next steps give the same bits.
-  std::string diff = differs(observe(*a, holds_kv), observe(*b, holds_kv));
-  if (!diff.empty()) fail_case("the rejected call changed the state: " + diff + "; " + context);
+  // State unchanged (checked after each call above); the same next steps give the same bits.
   std::vector<SeqId> open;
   for (SeqId id : a->sequences()) {
     if (a->length(id) < w.config.capacity) open.push_back(id);
@@ -324,8 +336,8 @@ void bad_input_body(const ImplInfo& impl) {
     fail_case("after the rejected call, a new sequence's prefill differs from the twin's; " +
             context);
   }
-  diff = differs(observe(*a, holds_kv), observe(*b, holds_kv));
-  if (!diff.empty()) fail_case("after the rejected call and two more steps: " + diff + "; " + context);
+  const std::string diff = differs(observe(*a, holds_kv), observe(*b, holds_kv));
+  if (!diff.empty()) fail_case("after the rejected calls and two more steps: " + diff + "; " + context);
 }
 
 // Construction with inconsistent dimensions: ModelWeights::from_seed rejects the config, and
@@ -337,7 +349,7 @@ void inconsistent_dims_body(const ImplInfo& impl) {
   good.capacity = 4;
   ModelConfig bad = good;
   std::vector<std::string> needles;
-  switch (*rc::gen::inRange(0, 5)) {
+  switch (draw_choice(Axis::scenario, 5, "inconsistent dimension")) {
     case 0: {  // H not a multiple of H_kv
       bad.kv_heads = *rc::gen::inRange(2, 9);
       std::vector<int> heads;

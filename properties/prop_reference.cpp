@@ -109,7 +109,9 @@ void prefill_body(const ImplInfo& impl) {
     const SeqId id = a->create_sequence();
     const int T = w.seqs[i].tokens();
     for (int pos = 0; pos < T;) {
-      const bool by_prefill = *rc::gen::inRange(0, 2) == 0;
+      // The kind of chunk is uniform at every size (with inRange it would be a prefill
+      // at every small size); its length grows with the size.
+      const bool by_prefill = draw_uniform(2) == 0;
       const int n = by_prefill ? *rc::gen::inRange(1, T - pos + 1) : 1;
       const std::vector<float> x(tokens[i].begin() + static_cast<long>(pos * dm),
                                  tokens[i].begin() + static_cast<long>((pos + n) * dm));

@@ -119,7 +119,8 @@ void check_stored_rows(const Workload& w, const ModelWeights& weights,
 void storage_body(const ImplInfo& impl) {
   Workload w = gen_workload(impl, Limits{});
   const std::vector<DType> dtypes = reduced_dtypes(impl);
-  w.config.dtype = *rc::gen::elementOf(dtypes);
+  w.config.dtype = dtypes[static_cast<std::size_t>(
+      draw_uniform(static_cast<int>(dtypes.size()), "storage dtype"))];
   const auto weights = ModelWeights::from_seed(w.config);
   auto cache = make_instance(impl, weights, w.options);
   const auto tokens = w.histories();

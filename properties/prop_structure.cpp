@@ -106,8 +106,10 @@ void causal_body(const ImplInfo& impl) {
 }
 
 // ---------------------------------------------------------------------------------------
-// 5 and 6. Random operation sequences: create + prefill, batched decode, fork, truncate,
-// drop, checked against a model that knows each live sequence's token history.
+// 5 and 6. Operation sequences: a scripted path (OpsRun::Scenario, one per case, drawn so
+// that each runs within the first 10 cases), then random create + prefill, prefill onto a
+// live sequence, batched decode, fork, truncate, drop, checked against a model that knows
+// each live sequence's token history.
 //
 // Token histories are "snapshots": a sequence appends to its snapshot; fork and truncate
 // start a new snapshot (a copy of the kept rows) and freeze the old one, so every output
@@ -149,20 +151,33 @@ class OpsRun {
     SeqId id;
     int snapshot;
   };
+  // Scripted openings that take the paths random operations reach only by luck; each
+  // case draws one (Axis::scenario), so every one of them runs within the first 10 cases.
+  enum Scenario { kNone, kRollbackPrefill, kForkPrefill, kEmptyFork, kDropParent };
   const ModelConfig& config() const { return weights_->config; }
   int length(const Live& s) const {
     return static_cast<int>(snapshots_[static_cast<std::size_t>(s.snapshot)].tokens.size() /
                             static_cast<std::size_t>(config().d_model));
   }
+  int length_at(std::size_t i) const { return length(live_[i]); }
+  int room_at(std::size_t i) const { return config().capacity - length_at(i); }
+  // A token count in [lo, hi] (hi clamped to >= lo) that grows with the size.
+  int draw_tokens(int lo, int hi) const { return *rc::gen::inRange(lo, std::max(lo, hi) + 1); }
+  int max_prompt() const { return std::min(config().capacity, 16); }
   std::vector<float> fresh_rows(int n) { return stream_.rows(n, config().d_model); }
   int new_snapshot(std::vector<float> tokens, const std::string& origin);
   void record(const Live& s, const float* x, const float* y, int n);
-  void op_create(int max_len);
-  void op_decode();
-  void op_fork();
-  void op_truncate();
-  void op_drop();
-  void check_memory(const char* after);
+  void run_steps(int scenario, int max_ops, int max_live);
+  void run_scenario(Scenario scenario);
+  void random_op(int max_live);
+  // The operations, on live_[i]; each logs itself and then checks memory.
+  void op_create(int n);
+  void op_prefill(std::size_t i, int n);
+  void op_decode(unsigned mask, int steps);
+  void op_fork(std::size_t i);
+  void op_truncate(std::size_t i, int keep);
+  void op_drop(std::size_t i);
+  void check_memory();
   std::vector<std::vector<float>> kv_rows(SeqId id) const;  // [L*H_kv] K then V, flattened
   std::string context() const;
   [[noreturn]] void fail(const std::string& what) const;
@@ -176,6 +191,7 @@ class OpsRun {
   std::vector<Snapshot> snapshots_;
   std::vector<Live> live_;
   std::vector<std::string> log_;
+  std::string scenario_ = "none";
 };
 
 int OpsRun::new_snapshot(std::vector<float> tokens, const std::string& origin) {
@@ -200,15 +216,16 @@ void OpsRun::record(const Live& s, const float* x, const float* y, int n) {
 
 std::string OpsRun::context() const {
   std::ostringstream out;
-  out << config().describe() << "; threads " << options_.threads << "\n  ops:";
+  out << config().describe() << "; threads " << options_.threads << "; scenario " << scenario_
+      << "\n  ops:";
   for (std::size_t i = 0; i < log_.size(); ++i) out << "\n    #" << i << " " << log_[i];
   return out.str();
 }
 
 void OpsRun::fail(const std::string& what) const { fail_case(what + "\n  case: " + context()); }
 
-void OpsRun::op_create(int max_len) {
-  const int n = *rc::gen::inRange(0, max_len + 1);
+void OpsRun::op_create(int n) {
+  n = std::min(n, config().capacity);
   const SeqId id = cache_->create_sequence();
   log_.push_back("create -> id " + std::to_string(id) + ", prefill " + std::to_string(n));
   const std::vector<float> x = fresh_rows(n);
@@ -216,37 +233,58 @@ void OpsRun::op_create(int max_len) {
   Live s{id, new_snapshot({}, "id " + std::to_string(id) + " (created)")};
   record(s, x.data(), y.data(), n);
   live_.push_back(s);
+  check_memory();
 }
 
-void OpsRun::op_decode() {
-  // A non-empty subset of the live sequences (bit i of the mask picks live_[i]).
-  const int k = static_cast<int>(live_.size());
-  const int mask = *rc::gen::inRange(1, 1 << k);
-  const int steps = *rc::gen::inRange(1, 5);
+// Prefill onto a sequence that may hold tokens already: after a truncate (the block's
+// positions restart at the kept length), on a fork (the child's own rows), on an emptied one.
+void OpsRun::op_prefill(std::size_t i, int n) {
+  const Live s = live_[i];
+  n = std::min(n, room_at(i));
+  log_.push_back("prefill id " + std::to_string(s.id) + " with " + std::to_string(n) +
+                 " rows onto " + std::to_string(length(s)) + " tokens");
+  const std::vector<float> x = fresh_rows(n);
+  const std::vector<float> y = cache_->prefill(s.id, x);
+  if (y.size() != x.size()) {
+    fail("prefill returned " + std::to_string(y.size()) + " floats for " +
+         std::to_string(x.size()));
+  }
+  record(s, x.data(), y.data(), n);
+  if (cache_->length(s.id) != length(s)) {
+    fail("prefill: length is " + std::to_string(cache_->length(s.id)) + ", expected " +
+         std::to_string(length(s)));
+  }
+  check_memory();
+}
+
+// `steps` batched steps of the sequences whose bit is set in mask (bit i picks live_[i]);
+// a sequence that is full drops out.
+void OpsRun::op_decode(unsigned mask, int steps) {
+  const std::size_t k = live_.size();
   std::ostringstream entry;
   entry << "decode " << steps << " step(s) of ids";
-  for (int i = 0; i < k; ++i) {
-    if (mask & (1 << i)) entry << " " << live_[static_cast<std::size_t>(i)].id;
+  for (std::size_t i = 0; i < k; ++i) {
+    if (mask & (1u << i)) entry << " " << live_[i].id << " (" << length_at(i) << " tokens)";
   }
   log_.push_back(entry.str());
   const std::size_t dm = static_cast<std::size_t>(config().d_model);
   for (int step = 0; step < steps; ++step) {
     std::vector<std::size_t> which;
     std::vector<SeqId> ids;
-    for (int i = 0; i < k; ++i) {
-      const Live& s = live_[static_cast<std::size_t>(i)];
-      if ((mask & (1 << i)) && length(s) < config().capacity) {
-        which.push_back(static_cast<std::size_t>(i));
-        ids.push_back(s.id);
+    for (std::size_t i = 0; i < k; ++i) {
+      if ((mask & (1u << i)) && room_at(i) > 0) {
+        which.push_back(i);
+        ids.push_back(live_[i].id);
       }
     }
-    if (ids.empty()) return;
+    if (ids.empty()) break;
     const std::vector<float> x = fresh_rows(static_cast<int>(ids.size()));
     const std::vector<float> y = cache_->decode(ids, x);
     for (std::size_t j = 0; j < which.size(); ++j) {
       record(live_[which[j]], x.data() + j * dm, y.data() + j * dm, 1);
     }
   }
+  check_memory();
 }
 
 std::vector<std::vector<float>> OpsRun::kv_rows(SeqId id) const {
@@ -261,13 +299,12 @@ std::vector<std::vector<float>> OpsRun::kv_rows(SeqId id) const {
   return out;
 }
 
-void OpsRun::op_fork() {
-  const std::size_t p = static_cast<std::size_t>(
-      *rc::gen::inRange(0, static_cast<int>(live_.size())));
+void OpsRun::op_fork(std::size_t p) {
   const Live parent = live_[p];
-  const SeqId child = cache_->fork(parent.id);
   log_.push_back("fork id " + std::to_string(parent.id) + " (" +
-                 std::to_string(length(parent)) + " tokens) -> id " + std::to_string(child));
+                 std::to_string(length(parent)) + " tokens)");  // logged first: fork may throw
+  const SeqId child = cache_->fork(parent.id);
+  log_.back() += " -> id " + std::to_string(child);
   if (cache_->length(child) != length(parent)) {
     fail("fork: child has length " + std::to_string(cache_->length(child)) + ", parent " +
          std::to_string(length(parent)));
@@ -282,14 +319,12 @@ void OpsRun::op_fork() {
       !same_bits(kv_rows(child), kv_rows(parent.id))) {
     fail("fork: the child's cached K/V rows differ from the parent's");
   }
+  check_memory();
 }
 
-void OpsRun::op_truncate() {
-  const std::size_t i = static_cast<std::size_t>(
-      *rc::gen::inRange(0, static_cast<int>(live_.size())));
+void OpsRun::op_truncate(std::size_t i, int keep) {
   Live& s = live_[i];
   const int before = length(s);
-  const int keep = *rc::gen::inRange(0, before + 1);
   log_.push_back("truncate id " + std::to_string(s.id) + " from " + std::to_string(before) +
                  " to " + std::to_string(keep));
   std::vector<std::vector<float>> old_rows;
@@ -323,11 +358,10 @@ void OpsRun::op_truncate() {
       }
     }
   }
+  check_memory();
 }
 
-void OpsRun::op_drop() {
-  const std::size_t i = static_cast<std::size_t>(
-      *rc::gen::inRange(0, static_cast<int>(live_.size())));
+void OpsRun::op_drop(std::size_t i) {
   const Live s = live_[i];
   log_.push_back("drop id " + std::to_string(s.id) + " (" + std::to_string(length(s)) +
                  " tokens)");
@@ -354,9 +388,10 @@ void OpsRun::op_drop() {
          std::to_string(after) + " (-" + std::to_string(before - after) +
          "), expected -" + std::to_string(share) + " (the dropped sequence's share)");
   }
+  check_memory();
 }
 
-void OpsRun::check_memory(const char* after) {
+void OpsRun::check_memory() {
   if (!checks_.kv_formula) return;
   // 2 (K and V) * L * H_kv * d * sizeof(element) per token, summed over live sequences.
   const ModelConfig& c = config();
@@ -367,40 +402,136 @@ void OpsRun::check_memory(const char* after) {
   const Stats st = cache_->stats();
   if (st.bytes_held != expected || st.bytes_reserved < st.bytes_held) {
     std::ostringstream msg;
-    msg << "memory after " << after << ": bytes_held " << st.bytes_held << ", expected 2 x L "
-        << c.layers << " x H_kv " << c.kv_heads << " x d " << c.head_dim << " x "
-        << dtype_size(c.dtype) << " bytes x " << tokens << " tokens = " << expected
+    msg << "memory after " << log_.back() << ": bytes_held " << st.bytes_held
+        << ", expected 2 x L " << c.layers << " x H_kv " << c.kv_heads << " x d " << c.head_dim
+        << " x " << dtype_size(c.dtype) << " bytes x " << tokens << " tokens = " << expected
         << "; bytes_reserved " << st.bytes_reserved;
     fail(msg.str());
   }
 }
 
+// The scripted openings. Lengths are drawn (and grow with the size); the order of the
+// operations is fixed, so the path is taken at every size.
+void OpsRun::run_scenario(Scenario scenario) {
+  const int cap = config().capacity;
+  switch (scenario) {
+    case kNone:
+      return;
+    case kRollbackPrefill: {  // truncate (to 0 at the smallest sizes), then prefill anew
+      scenario_ = "prefill after truncate";
+      op_create(draw_tokens(1, max_prompt()));
+      op_decode(1u, 1);
+      op_truncate(0, *rc::gen::inRange(0, length_at(0)));  // strictly shorter
+      op_prefill(0, draw_tokens(1, room_at(0)));
+      op_decode(1u, 1);
+      return;
+    }
+    case kForkPrefill: {  // the child prefills its own rows, then both decode together
+      scenario_ = "prefill on a fork";
+      op_create(draw_tokens(1, std::min(max_prompt(), std::max(1, cap - 1))));
+      op_fork(0);
+      op_prefill(1, draw_tokens(1, room_at(1)));
+      op_decode(3u, draw_tokens(1, 2));
+      return;
+    }
+    case kEmptyFork: {  // an empty sequence (emptied by truncate where possible) forked
+      scenario_ = "fork of an empty sequence, prefill after truncate to 0";
+      const bool truncate = impl_.caps.truncate;
+      op_create(truncate ? draw_tokens(1, max_prompt()) : 0);
+      if (truncate) op_truncate(0, 0);
+      unsigned both = 1u;
+      if (impl_.caps.fork) {
+        op_fork(0);
+        op_prefill(1, draw_tokens(1, max_prompt()));
+        both = 3u;
+      }
+      op_prefill(0, draw_tokens(1, max_prompt()));
+      op_decode(both, 1);
+      return;
+    }
+    case kDropParent: {  // the child outlives its parent and keeps decoding
+      scenario_ = "drop of a fork's parent";
+      op_create(draw_tokens(1, std::min(max_prompt(), std::max(1, cap - 1))));
+      op_fork(0);
+      op_decode(3u, 1);
+      op_drop(0);
+      op_decode(1u, draw_tokens(1, 3));
+      op_prefill(0, draw_tokens(1, room_at(0)));
+      op_decode(1u, 1);
+      return;
+    }
+  }
+}
+
+void OpsRun::random_op(int max_live) {
+  enum Op { kCreate, kDecode, kPrefill, kFork, kTruncate, kDrop };
+  std::vector<Op> allowed;
+  const bool can_add = static_cast<int>(live_.size()) < max_live;
+  if (can_add) allowed.push_back(kCreate);
+  if (!live_.empty()) {
+    allowed.push_back(kDecode);
+    bool room = false;
+    for (std::size_t i = 0; i < live_.size(); ++i) room = room || room_at(i) > 0;
+    if (room) allowed.push_back(kPrefill);
+    if (impl_.caps.fork && can_add) allowed.push_back(kFork);
+    if (impl_.caps.truncate) allowed.push_back(kTruncate);
+    allowed.push_back(kDrop);
+  }
+  // Kinds and targets are uniform at every size (draw_uniform): a drop is as likely in the
+  // first cases as in the last. An index, not the enum: RapidCheck prints drawn ints.
+  const Op op = allowed[static_cast<std::size_t>(draw_uniform(static_cast<int>(allowed.size())))];
+  const int k = static_cast<int>(live_.size());
+  auto pick = [&] { return static_cast<std::size_t>(draw_uniform(k)); };
+  switch (op) {
+    case kCreate: op_create(draw_tokens(0, max_prompt())); break;
+    case kDecode: {
+      const unsigned mask = 1u + static_cast<unsigned>(draw_uniform((1 << k) - 1));
+      op_decode(mask, *rc::gen::inRange(1, 5));
+      break;
+    }
+    case kPrefill: {
+      std::vector<std::size_t> open;
+      for (std::size_t i = 0; i < live_.size(); ++i) {
+        if (room_at(i) > 0) open.push_back(i);
+      }
+      const std::size_t i = open[static_cast<std::size_t>(draw_uniform(static_cast<int>(open.size())))];
+      op_prefill(i, draw_tokens(1, std::min(room_at(i), max_prompt())));
+      break;
+    }
+    case kFork: op_fork(pick()); break;
+    case kTruncate: {
+      const std::size_t i = pick();
+      op_truncate(i, *rc::gen::inRange(0, length_at(i) + 1));
+      break;
+    }
+    case kDrop: op_drop(pick()); break;
+  }
+}
+
 void OpsRun::run(int max_ops, int max_live) {
   stream_ = InputStream(*rc::gen::inRange<std::uint64_t>(0, 1u << 20));
-  enum Op { kCreate, kDecode, kFork, kTruncate, kDrop };
-  const int ops = *rc::gen::inRange(1, max_ops + 1);
-  for (int n = 0; n < ops; ++n) {
-    std::vector<Op> allowed;
-    if (static_cast<int>(live_.size()) < max_live) allowed.push_back(kCreate);
-    if (!live_.empty()) {
-      allowed.push_back(kDecode);
-      if (impl_.caps.fork && static_cast<int>(live_.size()) < max_live) allowed.push_back(kFork);
-      if (impl_.caps.truncate) allowed.push_back(kTruncate);
-      allowed.push_back(kDrop);
-    }
-    // An index, not the enum itself: RapidCheck prints drawn ints in a counterexample.
-    const Op op = n == 0 ? kCreate
-                         : allowed[static_cast<std::size_t>(
-                               *rc::gen::inRange(0, static_cast<int>(allowed.size())))];
-    switch (op) {
-      case kCreate: op_create(std::min(config().capacity, 16)); break;
-      case kDecode: op_decode(); break;
-      case kFork: op_fork(); break;
-      case kTruncate: op_truncate(); break;
-      case kDrop: op_drop(); break;
-    }
-    check_memory(log_.back().c_str());
+  std::vector<Scenario> scenarios = {kNone};
+  if (impl_.caps.truncate) scenarios.push_back(kRollbackPrefill);
+  if (impl_.caps.fork) scenarios.push_back(kForkPrefill);
+  if (impl_.caps.fork || impl_.caps.truncate) scenarios.push_back(kEmptyFork);
+  if (impl_.caps.fork) scenarios.push_back(kDropParent);
+  const Scenario scenario = scenarios[static_cast<std::size_t>(
+      draw_choice(Axis::scenario, static_cast<int>(scenarios.size()), "scenario"))];
+  try {
+    run_steps(scenario, max_ops, max_live);
+  } catch (const Error& e) {
+    fail(std::string("a valid operation threw: ") + e.what());
   }
+}
+
+void OpsRun::run_steps(int scenario_index, int max_ops, int max_live) {
+  const Scenario scenario = static_cast<Scenario>(scenario_index);
+  run_scenario(scenario);
+  // The number of random operations grows with the size, like a length (1..max_ops, or
+  // 0..max_ops / 2 after a scenario, which has 5..7 of its own); their kinds do not.
+  const int ops = scenario == kNone ? *rc::gen::inRange(1, max_ops + 1)
+                                    : *rc::gen::inRange(0, max_ops / 2 + 1);
+  for (int n = 0; n < ops; ++n) random_op(max_live);
 }
 
 void OpsRun::check_outputs() const {
@@ -441,7 +572,11 @@ void fork_truncate_drop_body(const ImplInfo& impl) {
 void memory_body(const ImplInfo& impl) {
   Limits limits;
   ModelConfig c = gen_model(limits);
-  c.dtype = *rc::gen::elementOf(impl.caps.dtypes);
+  // The dtype is a per-case choice (every declared dtype within the first cases).
+  const int dtypes = static_cast<int>(impl.caps.dtypes.size());
+  c.dtype = impl.caps.dtypes[static_cast<std::size_t>(
+      dtypes <= axis_radix(Axis::variant) ? draw_choice(Axis::variant, dtypes, "dtype")
+                                          : draw_uniform(dtypes, "dtype"))];
   c.capacity = token_cap(c, impl, 4, limits);
   OpsChecks checks;
   checks.kv_formula = true;
@@ -450,23 +585,28 @@ void memory_body(const ImplInfo& impl) {
 }
 
 // ---------------------------------------------------------------------------------------
-// 7. Op counts, exact. A ragged batch decoded token by token from empty sequences; after
-// every decode call the counters must have grown by exactly:
-//   kv_projection_rows: L * sum over the call's sequences of (t + 1) without a K/V cache
-//                       (the whole prefix is projected again), L * (number of sequences)
-//                       with one (only the new token), where t = length before the step;
-//   qk_dot_products:    L * H * sum (t + 1), either way (one per query head and key);
-//   kv_bytes_read (K/V caches only): every K and V row of the prefix is read at least once
-//                       per KV head and at most once per query head:
-//                       L * sum (t + 1) * 2 * d * sizeof(elem) * [H_kv, H].
+// 7. Op counts, exact. A ragged batch: every sequence prefills its prompt (sequence i gets
+// i more tokens, so that no two lengths are equal), then all decode together, each from
+// its own length. After every call the counters must have grown by exactly:
+//   prefill of n rows onto an empty sequence:
+//     kv_projection_rows: L * n (the n rows; no prefix to project again);
+//   decode call, t the length of each of its sequences before the step:
+//     kv_projection_rows: L * sum over the call's sequences of (t + 1) without a K/V cache
+//                         (the whole prefix is projected again), L * (number of sequences)
+//                         with one (only the new token);
+//     qk_dot_products:    L * H * sum (t + 1), either way (one per query head and key);
+//     kv_bytes_read:      L * sum (t + 1) * 2 * d * sizeof(elem) * caps.kv_row_reads(H, H_kv),
+//                         the implementation's declared read model (registry.h); with an
+//                         unspecified model, K/V caches only, between one read per KV head
+//                         (H_kv) and one per query head (H), and the pass says so.
+// Prefill dot products and bytes read are implementation-defined (torch_* compute the full
+// masked score matrix; cpu_cached reads K/V once per block of rows).
 // "Without a K/V cache" is caps.holds_kv_cache == false: an implementation that keeps no
 // K/V rows has to project them again to attend (naive keeps the layer inputs instead).
 void op_counts_body(const ImplInfo& impl) {
   Workload w = gen_workload(impl, Limits{});
-  for (auto& s : w.seqs) {  // decode only: prefill counts are implementation-defined
-    s.steps = s.tokens();
-    s.prompt = 0;
-  }
+  for (std::size_t i = 0; i < w.seqs.size(); ++i) w.seqs[i].prompt += static_cast<int>(i);
+  w.config.capacity = std::max(w.config.capacity, w.max_tokens());
   const auto weights = ModelWeights::from_seed(w.config);
   auto cache = make_instance(impl, weights, w.options);
   const auto tokens = w.histories();
@@ -477,44 +617,76 @@ void op_counts_body(const ImplInfo& impl) {
   cache->reset_stats();
   const bool cached = impl.caps.holds_kv_cache;
   const std::uint64_t L = static_cast<std::uint64_t>(c.layers);
-  for (int step = 0; step < w.max_tokens(); ++step) {
+  const std::uint64_t reads = impl.caps.kv_row_reads(c.heads, c.kv_heads);
+
+  for (std::size_t i = 0; i < w.seqs.size(); ++i) {
+    const int n = w.seqs[i].prompt;
+    const Stats before = cache->stats();
+    cache->prefill(all[i], std::vector<float>(tokens[i].begin(),
+                                              tokens[i].begin() + static_cast<long>(n * dm)));
+    const std::uint64_t proj = cache->stats().kv_projection_rows - before.kv_projection_rows;
+    if (proj != L * static_cast<std::uint64_t>(n)) {
+      fail_case("kv_projection_rows grew by " + std::to_string(proj) + ", expected L*n = " +
+                std::to_string(L * static_cast<std::uint64_t>(n)) + " at the prefill of " +
+                std::to_string(n) + " rows onto empty sequence " + std::to_string(i) +
+                "\n  case: " + w.describe());
+    }
+  }
+
+  int max_steps = 0;
+  for (const auto& s : w.seqs) max_steps = std::max(max_steps, s.steps);
+  for (int step = 0; step < max_steps; ++step) {
     std::vector<SeqId> ids;
     std::vector<float> x;
-    std::uint64_t keys = 0;  // sum of (t + 1) over the call's sequences
+    std::ostringstream lengths;  // the lengths t before the step, in call order
+    std::uint64_t keys = 0;      // sum of (t + 1) over the call's sequences
     for (std::size_t i = 0; i < w.seqs.size(); ++i) {
-      if (w.seqs[i].tokens() <= step) continue;
+      if (w.seqs[i].steps <= step) continue;
+      const int t = w.seqs[i].prompt + step;
       ids.push_back(all[i]);
-      keys += static_cast<std::uint64_t>(step) + 1;
-      x.insert(x.end(), tokens[i].begin() + static_cast<long>(step * dm),
-               tokens[i].begin() + static_cast<long>((step + 1) * dm));
+      keys += static_cast<std::uint64_t>(t) + 1;
+      lengths << (ids.size() > 1 ? ", " : "") << t;
+      x.insert(x.end(), tokens[i].begin() + static_cast<long>(t * dm),
+               tokens[i].begin() + static_cast<long>((t + 1) * dm));
     }
     const Stats before = cache->stats();
     cache->decode(ids, x);
     const Stats after = cache->stats();
     const std::uint64_t proj = after.kv_projection_rows - before.kv_projection_rows;
     const std::uint64_t dots = after.qk_dot_products - before.qk_dot_products;
+    const std::uint64_t read = after.kv_bytes_read - before.kv_bytes_read;
     const std::uint64_t want_proj = L * (cached ? ids.size() : keys);
     const std::uint64_t want_dots = L * static_cast<std::uint64_t>(c.heads) * keys;
+    const std::uint64_t row = 2ull * c.head_dim * dtype_size(c.dtype);  // one K and one V row
     std::ostringstream where;
-    where << "decode step " << step << " of " << ids.size() << " sequence(s) holding " << step
-          << " tokens each (" << (cached ? "K/V cache" : "no K/V cache") << ")";
+    where << "decode step " << step << " of " << ids.size() << " sequence(s) holding ["
+          << lengths.str() << "] tokens (" << (cached ? "K/V cache" : "no K/V cache") << ")";
+    const std::string at = " at " + where.str() + "\n  case: " + w.describe();
     if (dots != want_dots) {
-      fail_case("qk_dot_products grew by " + std::to_string(dots) + ", expected L*H*sum(t+1) = " +
-              std::to_string(want_dots) + " at " + where.str() + "\n  case: " + w.describe());
+      fail_case("qk_dot_products grew by " + std::to_string(dots) +
+                ", expected L*H*sum(t+1) = " + std::to_string(want_dots) + at);
     }
     if (proj != want_proj) {
       fail_case("kv_projection_rows grew by " + std::to_string(proj) + ", expected " +
-              std::to_string(want_proj) + " at " + where.str() + "\n  case: " + w.describe());
+                std::to_string(want_proj) + at);
     }
-    if (cached) {
-      const std::uint64_t read = after.kv_bytes_read - before.kv_bytes_read;
-      const std::uint64_t row = 2ull * c.head_dim * dtype_size(c.dtype);
+    if (reads != 0) {
+      const std::uint64_t want = L * keys * row * reads;
+      if (read != want) {
+        fail_case("kv_bytes_read grew by " + std::to_string(read) + ", expected L*sum(t+1)*2*d*" +
+                  std::to_string(dtype_size(c.dtype)) + "*" + std::to_string(reads) + " = " +
+                  std::to_string(want) + " (read model: each K/V row read " +
+                  impl.caps.describe_kv_reads() + ", " + std::to_string(reads) +
+                  " reads for H=" + std::to_string(c.heads) + ", H_kv=" +
+                  std::to_string(c.kv_heads) + ")" + at);
+      }
+    } else if (cached) {
       const std::uint64_t lo = L * keys * row * c.kv_heads, hi = L * keys * row * c.heads;
       if (read < lo || read > hi) {
         fail_case("kv_bytes_read grew by " + std::to_string(read) + ", outside [" +
-                std::to_string(lo) + ", " + std::to_string(hi) +
-                "] (each K/V row read once per KV head .. once per query head) at " +
-                where.str() + "\n  case: " + w.describe());
+                  std::to_string(lo) + ", " + std::to_string(hi) +
+                  "] (read model unspecified: each K/V row read once per KV head .. once per "
+                  "query head)" + at);
       }
     }
   }
@@ -531,8 +703,9 @@ Property causal_and_batch_independent() {
 
 Property fork_truncate_drop() {
   return {"fork_truncate_drop",
-          "random create/prefill/decode/fork/truncate/drop sequences: every output equals the "
-          "reference of its history; drop releases exactly the sequence's share",
+          "random create/prefill/decode/fork/truncate/drop sequences after a scripted path "
+          "(prefill after truncate, on a fork, fork of empty, drop of a parent): every output "
+          "equals the reference of its history; drop releases exactly the sequence's share",
           [](const ImplInfo& impl, std::string* why) {
             if (!supports_f32(impl, why)) return false;
             if (impl.caps.fork || impl.caps.truncate) return true;
@@ -550,10 +723,17 @@ Property memory_accounting() {
 }
 
 Property op_counts() {
-  return {"op_counts",
-          "exact counters per decode step: K/V projection rows (T or prefix), query-key dot "
-          "products, bytes read",
-          [](const ImplInfo&, std::string*) { return true; }, op_counts_body};
+  Property p{"op_counts",
+             "exact counters on ragged batches: K/V projection rows per prefill and decode "
+             "step, query-key dot products, K/V bytes read per the declared read model",
+             [](const ImplInfo&, std::string*) { return true; }, op_counts_body};
+  p.note = [](const ImplInfo& impl) -> std::string {
+    if (impl.caps.kv_read_model != KvReadModel::unspecified) return "";
+    return impl.caps.holds_kv_cache
+               ? "kv_read_model unspecified: kv_bytes_read checked only within [H_kv, H] reads"
+               : "kv_read_model unspecified: kv_bytes_read not checked";
+  };
+  return p;
 }
 
 }  // namespace kvbench::props

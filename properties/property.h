@@ -25,6 +25,9 @@ struct Property {
   // properties whose every case is long (long_context: 4 per 100, so the default run has 4
   // cases of up to 8192 tokens and --cases 50 still has 2).
   int cases_per_100 = 100;
+  // Optional: a remark on a pass over `impl`, "" for none (e.g. what could not be checked
+  // exactly because the implementation declares too little). Shown after PASS.
+  std::function<std::string(const ImplInfo& impl)> note = {};
 };
 
 // RETURNS: every property, in the order they are reported.

@@ -102,6 +102,7 @@ Outcome run_property(const Property& property, const ImplInfo& impl,
   if (result.match(success)) {
     out.verdict = Verdict::passed;
     out.cases = success.numSuccess;
+    if (property.note) out.note = property.note(impl);
   } else if (result.match(failure)) {
     out.verdict = Verdict::failed;
     out.cases = failure.numSuccess + 1;

@@ -10,6 +10,117 @@
 
 namespace kvbench::props {
 
+// ---- choices ---------------------------------------------------------------------------
+
+namespace {
+
+constexpr int kAxes = static_cast<int>(Axis::count);
+constexpr int kRadix[kAxes] = {3, 2, 2, 2, 3, 5};
+constexpr const char* kAxisNames[kAxes] = {"attention", "threads", "batch",
+                                           "layers",    "variant", "scenario"};
+constexpr int kTableSizes = 101;  // RapidCheck's default max_size 100, sizes 0..100
+
+int digit(int value, int axis) {
+  for (int a = 0; a < axis; ++a) value /= kRadix[a];
+  return value % kRadix[axis];
+}
+
+// The sizes of cases 0..9 of a run of n cases at max_size 100 (RapidCheck's sizeFor:
+// i * 100 / (n - 1) while n < 101; from n = 101 on the first 101 cases take sizes 0..100).
+std::vector<int> first_sizes(int n) {
+  std::vector<int> out;
+  for (int i = 0; i < 10; ++i) out.push_back(n >= kTableSizes ? i : i * 100 / (n - 1));
+  return out;
+}
+
+// Values missing from the first 10 cases, summed over run lengths and axes: the search's
+// cost, 0 when the table covers everything.
+int missing(const std::vector<int>& table, const std::vector<std::vector<int>>& runs) {
+  int miss = 0;
+  for (const auto& sizes : runs) {
+    for (int a = 0; a < kAxes; ++a) {
+      unsigned seen = 0;
+      for (int s : sizes) seen |= 1u << digit(table[static_cast<std::size_t>(s)], a);
+      miss += kRadix[a] - __builtin_popcount(seen);
+    }
+  }
+  return miss;
+}
+
+std::vector<int> search_choice_table() {
+  int combos = 1;
+  for (int r : kRadix) combos *= r;
+  std::vector<std::vector<int>> runs;
+  for (int n = 10; n <= kTableSizes; ++n) {
+    std::vector<int> sizes = first_sizes(n);
+    if (std::find(runs.begin(), runs.end(), sizes) == runs.end()) runs.push_back(sizes);
+  }
+  InputStream rng(0xC0FFEEull);  // fixed: the table is part of every reproduce string
+  std::vector<int> table(kTableSizes);
+  for (std::size_t s = 1; s < table.size(); ++s) table[s] = static_cast<int>(rng.next_u64() % combos);
+  table[0] = 0;  // size 0, every run's first case: the simplest of everything
+  int cost = missing(table, runs);
+  for (int step = 0; step < 200000 && cost > 0; ++step) {
+    const std::size_t s = 1 + rng.next_u64() % (table.size() - 1);
+    const int old = table[s];
+    table[s] = static_cast<int>(rng.next_u64() % combos);
+    const int c = missing(table, runs);
+    if (c <= cost) {
+      cost = c;
+    } else {
+      table[s] = old;
+    }
+  }
+  return table;
+}
+
+ChoiceObserver& observer() {
+  static ChoiceObserver o;
+  return o;
+}
+
+void observe(const char* what, int value, int k) {
+  if (what != nullptr && observer()) observer()(what, value, k);
+}
+
+}  // namespace
+
+int axis_radix(Axis axis) { return kRadix[static_cast<int>(axis)]; }
+
+const char* axis_name(Axis axis) { return kAxisNames[static_cast<int>(axis)]; }
+
+const std::vector<int>& choice_table() {
+  static const std::vector<int> table = search_choice_table();
+  return table;
+}
+
+int covered_choice(Axis axis, int size) {
+  const std::vector<int>& t = choice_table();
+  return digit(t[static_cast<std::size_t>(std::max(0, size)) % t.size()], static_cast<int>(axis));
+}
+
+int draw_choice(Axis axis, int k, const char* what) {
+  require(k >= 1 && k <= axis_radix(axis), "draw_choice: k = ", k, " outside 1..",
+          axis_radix(axis), " for axis ", axis_name(axis));
+  const int value = *rc::Gen<int>([axis, k](const rc::Random&, int size) {
+    return rc::shrinkable::shrinkRecur(covered_choice(axis, size) % k,
+                                       [](int x) { return rc::shrink::towards(x, 0); });
+  });
+  observe(what, value, k);
+  return value;
+}
+
+int draw_uniform(int k, const char* what) {
+  require(k >= 1, "draw_uniform: k = ", k, " must be >= 1");
+  const int value = *rc::gen::resize(rc::kNominalSize, rc::gen::inRange(0, k));
+  observe(what, value, k);
+  return value;
+}
+
+void set_choice_observer(ChoiceObserver o) { observer() = std::move(o); }
+
+// ---- sizes -----------------------------------------------------------------------------
+
 double decode_work(const ModelConfig& c, bool reprojects_prefix, int tokens) {
   const double dm = c.d_model, d = c.head_dim, H = c.heads, G = c.kv_heads;
   const double T = tokens;
@@ -31,14 +142,34 @@ int token_cap(const ModelConfig& c, const ImplInfo& impl, int sequences, const L
 
 ModelConfig gen_model(const Limits& limits) {
   ModelConfig c;
-  c.layers = *rc::gen::inRange(1, limits.layers + 1);
-  c.heads = *rc::gen::inRange(1, limits.heads + 1);
-  // Divisors of H from H down to 1: MHA first (where shrinking goes), then GQA, MQA last.
-  std::vector<int> divisors;
-  for (int g = c.heads; g >= 1; --g) {
-    if (c.heads % g == 0) divisors.push_back(g);
+  const bool several_layers = draw_choice(Axis::layers, limits.layers >= 2 ? 2 : 1, "layers") == 1;
+  c.layers = several_layers ? *rc::gen::inRange(2, limits.layers + 1) : 1;
+  // MHA first (where shrinking goes), then GQA, MQA, as far as limits.heads allows.
+  enum Attention { kMha, kGqa, kMqa };
+  std::vector<Attention> kinds = {kMha};
+  if (limits.heads >= 4) kinds.push_back(kGqa);
+  if (limits.heads >= 2) kinds.push_back(kMqa);
+  switch (kinds[static_cast<std::size_t>(
+      draw_choice(Axis::attention, static_cast<int>(kinds.size()), "attention"))]) {
+    case kMha:
+      c.heads = *rc::gen::inRange(1, limits.heads + 1);
+      c.kv_heads = c.heads;
+      break;
+    case kGqa: {
+      c.heads = 2 * *rc::gen::inRange(2, limits.heads / 2 + 1);  // 4, 6, 8, ...
+      std::vector<int> groups;  // proper divisors, the largest first (the smallest group)
+      for (int g = c.heads / 2; g > 1; --g) {
+        if (c.heads % g == 0) groups.push_back(g);
+      }
+      c.kv_heads = groups[static_cast<std::size_t>(
+          draw_uniform(static_cast<int>(groups.size())))];
+      break;
+    }
+    case kMqa:
+      c.heads = *rc::gen::inRange(2, limits.heads + 1);
+      c.kv_heads = 1;
+      break;
   }
-  c.kv_heads = *rc::gen::elementOf(divisors);
   c.head_dim = *rc::gen::inRange(1, limits.head_dim + 1);
   c.d_model = *rc::gen::inRange(1, limits.d_model + 1);
   c.seed = *rc::gen::inRange<std::uint64_t>(0, 1u << 20);
@@ -50,7 +181,7 @@ ModelConfig gen_model(const Limits& limits) {
 ImplOptions gen_options(const ImplInfo& impl) {
   ImplOptions o;
   o.poison_unused = true;
-  o.threads = impl.caps.threads ? *rc::gen::inRange(1, 3) : 1;
+  o.threads = impl.caps.threads ? 1 + draw_choice(Axis::threads, 2, "threads") : 1;
   return o;
 }
 
@@ -87,7 +218,8 @@ Workload gen_workload(const ImplInfo& impl, const Limits& limits) {
   Workload w;
   w.config = gen_model(limits);
   w.options = gen_options(impl);
-  const int batch = *rc::gen::inRange(1, limits.batch + 1);
+  const bool several = draw_choice(Axis::batch, limits.batch >= 2 ? 2 : 1, "batch") == 1;
+  const int batch = several ? *rc::gen::inRange(2, limits.batch + 1) : 1;
   const int cap = token_cap(w.config, impl, batch, limits);
   for (int i = 0; i < batch; ++i) {
     SequencePlan s;

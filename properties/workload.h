@@ -2,13 +2,25 @@
 // sequences, their token rows, replaying a batch through a KvCache, and the float64 and
 // float32 references with the tolerance of every row.
 //
-// The generators call RapidCheck's `*gen` and so run only inside a property. Every size
+// The generators call RapidCheck's `*gen` and so run only inside a property. Every LENGTH
 // grows with RapidCheck's size parameter (small cases first, shrinking towards the
 // smallest), and the tokens a case may decode are capped by a work budget so that the
 // whole suite stays fast even for `naive`, whose decode costs O(T^2) per sequence.
+//
+// CHOICES do not wait for the size: a feature that only a large size could draw (2
+// threads, GQA, a second sequence, a `drop`) would escape a short run. RapidCheck gives case
+// i of a run of N the size i * 100 / (N - 1) (N <= 101) or i % 101, so with inRange a
+// choice between two things flips only near size 50. Instead:
+//  - per-case choices (draw_choice) are a function of the size through a table that makes
+//    the first 10 cases of every run of 10..1000 cases (max_size 100) take every value of
+//    every axis (choice_table(); proven by tests/properties/test_suite.cpp), and shrink
+//    towards 0, the simplest (1 thread, MHA, one sequence, ...);
+//  - per-operation choices (draw_uniform) are uniform at every size and shrink towards 0.
+// Both are pure functions of the case's Random and size, so reproduce strings replay them.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +46,48 @@ struct Limits {
   double work = 1.0e7;
 };
 
+// ---- choices ---------------------------------------------------------------------------
+
+// The independent axes of per-case choices. Draws on different axes are independent over a
+// run; a property uses `variant` and `scenario` for choices of its own.
+enum class Axis {
+  attention,  // 3: MHA, GQA, MQA (gen_model)
+  threads,    // 2: 1 or 2 threads (gen_options)
+  batch,      // 2: one sequence or several (gen_workload)
+  layers,     // 2: one layer or several (gen_model)
+  variant,    // 3: memory_accounting's dtype, bad_input_rejected's family of bad calls
+  scenario,   // 5: fork_truncate_drop's scripted path, inconsistent_dims_rejected's kind
+  count
+};
+// RETURNS: how many values the axis takes (the k of the comment above).
+int axis_radix(Axis axis);
+// RETURNS: "attention", "threads", ...
+const char* axis_name(Axis axis);
+
+// RETURNS: the value of `axis` at RapidCheck size `size`, in [0, axis_radix(axis)): one
+// entry of choice_table() (size modulo its length), decoded as a mixed-radix digit.
+int covered_choice(Axis axis, int size);
+// The table behind covered_choice: for every size 0..100, one number whose mixed-radix
+// digits are the axes' values. Found by a deterministic search (a fixed seed, ~1000 random
+// single-entry changes, each kept when it covers no fewer (run, axis) value sets) for this
+// condition: for every run length N in 10..101 (longer runs start with sizes 0..9 like
+// N = 100), the sizes of cases 0..9 show every value of every axis. Size 0 (every run's
+// first case) is all zeros, the simplest case.
+const std::vector<int>& choice_table();
+
+// Draws one choice among k on `axis` (1 <= k <= axis_radix(axis)): covered_choice(axis,
+// size) % k, shrinking towards 0. `what` names it for the observer ("threads").
+int draw_choice(Axis axis, int k, const char* what);
+
+// Draws uniformly from [0, k) whatever the size, shrinking towards 0 (an operation's kind,
+// which sequence it acts on). `what` names it for the observer; nullptr: not observed.
+int draw_uniform(int k, const char* what = nullptr);
+
+// Test hook: called with every draw_choice/draw_uniform (name, value, k) while set.
+// Not thread-safe; set it around a run, then clear it (nullptr).
+using ChoiceObserver = std::function<void(const char* what, int value, int k)>;
+void set_choice_observer(ChoiceObserver observer);
+
 // RETURNS: multiply-adds to decode one sequence of `tokens` tokens through all layers one
 // token at a time: projections (Q, K, V, O), q.k and p.v per key, and, when
 // `reprojects_prefix` (an implementation without a K/V cache), the K/V rows of the whole
@@ -45,12 +99,14 @@ double decode_work(const ModelConfig& config, bool reprojects_prefix, int tokens
 int token_cap(const ModelConfig& config, const ImplInfo& impl, int sequences,
               const Limits& limits);
 
-// A random model: L, H with a random divisor H_kv, d, d_model, seed. capacity is set to
-// limits.prompt + limits.steps; callers that test capacity set it themselves. dtype f32.
+// A random model: L (one, or a choice of several), the attention (a choice: MHA with
+// H_kv = H; GQA with H in {4, 6, 8} and 1 < H_kv < H; MQA with H >= 2 and H_kv = 1, as far
+// as limits.heads allows), d, d_model, seed. capacity is set to limits.prompt +
+// limits.steps; callers that test capacity set it themselves. dtype f32.
 ModelConfig gen_model(const Limits& limits);
 
-// ImplOptions{threads, poison_unused = true}: threads 1, or 1..2 for an implementation
-// whose capabilities say it honours threads.
+// ImplOptions{threads, poison_unused = true}: threads 1, or a choice of 1 or 2 for an
+// implementation whose capabilities say it honours threads.
 ImplOptions gen_options(const ImplInfo& impl);
 
 // One sequence of a batch: `prompt` tokens prefilled, then `steps` decoded one at a time.
@@ -78,7 +134,8 @@ struct Workload {
   std::string describe() const;
 };
 
-// RETURNS: a random workload for `impl` within `limits` (capacity = longest sequence + 0..3).
+// RETURNS: a random workload for `impl` within `limits` (capacity = longest sequence + 0..3):
+// one sequence, or (a choice) 2..limits.batch with ragged lengths.
 Workload gen_workload(const ImplInfo& impl, const Limits& limits);
 
 // The outputs of a workload run.

@@ -143,6 +143,8 @@ extern "C" void kvbench_register(kvbench::Registry& registry) {
   info.name = "simple_cached";
   info.description = "example plugin: a K/V cache in plain std::vectors, two-pass softmax";
   info.device = "cpu";
+  // attend() runs per query head: each head reads its KV head's rows itself.
+  info.caps.kv_read_model = kvbench::KvReadModel::per_query_head;
   info.create = [](std::shared_ptr<const ModelWeights> weights, const ImplOptions& options) {
     return std::unique_ptr<KvCache>(new SimpleCached(std::move(weights), options));
   };

@@ -295,6 +295,9 @@ void register_planted_caches(Registry& registry) {
     info.device = "cpu";
     info.caps.planted = true;
     info.caps.dtypes = v.dtypes;
+    // One pass over a KV head's rows serves its GQA group (attend_group), so each row is
+    // read once per KV head; planted_gqa_overcount declares this and counts per query head.
+    info.caps.kv_read_model = KvReadModel::per_kv_head;
     const Variant* variant = &v;
     info.create = [variant](std::shared_ptr<const ModelWeights> w, const ImplOptions& o) {
       return std::unique_ptr<KvCache>(new PlantedCache(*variant, std::move(w), o));

@@ -8,8 +8,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <iostream>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "harness/error.h"
 #include "harness/reference.h"
@@ -300,6 +302,524 @@ TEST(PlantedBugs, OneUlpPrefillLeakFailsCausality) {
 
 TEST(PlantedBugs, IgnoredTruncateFailsForkTruncateDrop) {
   expect_caught(Bug::truncate_ignored, "fork_truncate_drop", "truncate id");
+}
+
+}  // namespace
+}  // namespace kvbench::props
+
+// ---- choices: every feature from the first cases on -----------------------------------------
+
+namespace kvbench::props {
+namespace {
+
+// The size RapidCheck hands each case, read from inside the case.
+int case_size() {
+  return *rc::Gen<int>([](const rc::Random&, int size) { return rc::shrinkable::just(size); });
+}
+
+// The sizes of the first 10 cases of a run of n cases, as RapidCheck gives them.
+std::vector<int> first_ten_sizes(int n) {
+  std::vector<int> sizes;
+  const Property p{"sizes", "", nullptr, [&sizes](const ImplInfo&) {
+                     const int s = case_size();
+                     if (sizes.size() < 10) sizes.push_back(s);
+                   }};
+  EXPECT_EQ(run_property(p, impl_named("x"), quick(n)).verdict, Verdict::passed);
+  return sizes;
+}
+
+// The proof behind draw_choice: for runs of 10..130 cases and a few longer ones, the first
+// 10 cases take every value of every axis. (The sizes come from RapidCheck itself, so a
+// RapidCheck that spread sizes differently would fail here, not silently in the suite.)
+TEST(Choices, FirstTenCasesOfEveryRunTakeEveryValueOfEveryAxis) {
+  std::vector<int> runs;
+  for (int n = 10; n <= 130; ++n) runs.push_back(n);
+  for (int n : {200, 256, 500, 999, 1000, 5000}) runs.push_back(n);
+  for (int n : runs) {
+    const std::vector<int> sizes = first_ten_sizes(n);
+    ASSERT_EQ(sizes.size(), 10u);
+    for (int a = 0; a < static_cast<int>(Axis::count); ++a) {
+      const Axis axis = static_cast<Axis>(a);
+      std::set<int> seen;
+      for (int s : sizes) seen.insert(covered_choice(axis, s));
+      EXPECT_EQ(static_cast<int>(seen.size()), axis_radix(axis))
+          << axis_name(axis) << " in the first 10 of " << n << " cases (sizes " << sizes[1]
+          << ", " << sizes[2] << ", ...)";
+    }
+  }
+}
+
+// Size 0 (the first case of every run) is the simplest of everything, and the axes are
+// independent over a run: every pair of values of two axes meets at some size.
+TEST(Choices, SizeZeroIsSimplestAndAxesAreIndependent) {
+  for (int a = 0; a < static_cast<int>(Axis::count); ++a) {
+    EXPECT_EQ(covered_choice(static_cast<Axis>(a), 0), 0) << axis_name(static_cast<Axis>(a));
+  }
+  for (int a = 0; a < static_cast<int>(Axis::count); ++a) {
+    for (int b = a + 1; b < static_cast<int>(Axis::count); ++b) {
+      std::set<std::pair<int, int>> pairs;
+      for (int s = 0; s <= 100; ++s) {
+        pairs.insert({covered_choice(static_cast<Axis>(a), s), covered_choice(static_cast<Axis>(b), s)});
+      }
+      EXPECT_EQ(static_cast<int>(pairs.size()),
+                axis_radix(static_cast<Axis>(a)) * axis_radix(static_cast<Axis>(b)))
+          << axis_name(static_cast<Axis>(a)) << " x " << axis_name(static_cast<Axis>(b));
+    }
+  }
+}
+
+// A drawn choice shrinks towards 0 and replays from a reproduce string: a property that
+// fails whenever the choice is 2 shrinks to exactly 2 (not 0: 0 and 1 pass).
+TEST(Choices, DrawnChoiceShrinksTowardsZeroAndFailsOnlyWhereItShould) {
+  const Property p{"choice_is_not_2", "", nullptr, [](const ImplInfo&) {
+                     const int v = draw_choice(Axis::scenario, 5, nullptr);
+                     if (v >= 2) fail_case("choice " + std::to_string(v));
+                   }};
+  const Outcome o = run_property(p, impl_named("x"), quick(10));
+  ASSERT_EQ(o.verdict, Verdict::failed);
+  EXPECT_NE(o.report.find("choice 2"), std::string::npos) << o.report;
+  EXPECT_LE(o.cases, 10);
+}
+
+// What a test-only implementation saw through its hooks: features of the calls, counted.
+struct Seen {
+  std::map<std::string, int> features;
+  std::map<std::pair<std::string, int>, std::set<int>> choices;  // (what, k) -> values
+  void add(const std::string& f) { ++features[f]; }
+};
+Seen* g_seen = nullptr;
+
+// Forwards every hook to cpu_cached and records what each call exercises: the model and
+// options at creation, batched and ragged decodes, prefill after truncate, on a fork, fork
+// of an empty sequence, drop of a parent while its child lives. It also declares f16/bf16
+// (stored as fp32 inside, bytes_held scaled to the declared element size) so that
+// memory_accounting's dtype choice is seen.
+class RecordingCache final : public KvCache {
+ public:
+  RecordingCache(std::shared_ptr<const ModelWeights> weights, const ImplOptions& options)
+      : KvCache("recording", weights, options), scale_num_(dtype_size(weights->config.dtype)) {
+    auto inner_weights = std::make_shared<ModelWeights>(*weights);
+    inner_weights->config.dtype = DType::f32;
+    inner_ = Registry::global().get("cpu_cached").create(inner_weights, options);
+    const ModelConfig& c = config();
+    add(c.kv_heads == c.heads ? "attention MHA" : c.kv_heads == 1 ? "attention MQA" : "attention GQA");
+    add(c.layers == 1 ? "layers 1" : "layers several");
+    add("threads " + std::to_string(options.threads));
+    add(std::string("dtype ") + dtype_name(c.dtype));
+  }
+
+ private:
+  struct Seq {
+    SeqId inner = 0;
+    int length = 0;
+    bool truncated = false;    // the last operation was a truncate
+    bool to_zero = false;      // ... to 0
+    bool forked = false;       // created by fork
+    SeqId parent = -1;
+    bool orphan = false;       // its parent was dropped
+  };
+  static void add(const std::string& f) {
+    if (g_seen) g_seen->add(f);
+  }
+  void sync() {
+    const Stats s = inner_->stats();
+    counters().kv_projection_rows = s.kv_projection_rows;
+    counters().qk_dot_products = s.qk_dot_products;
+    counters().kv_bytes_read = s.kv_bytes_read * scale_num_ / 4;
+  }
+  void do_create(SeqId id) override {
+    seqs_[id].inner = inner_->create_sequence();
+    add("create");
+  }
+  void do_prefill(SeqId id, const float* x, int n, float* out) override {
+    Seq& s = seqs_.at(id);
+    const std::size_t dm = static_cast<std::size_t>(config().d_model);
+    const auto y = inner_->prefill(s.inner, std::vector<float>(x, x + n * dm));
+    std::copy(y.begin(), y.end(), out);
+    add("prefill");
+    if (s.length > 0) add("prefill onto a non-empty sequence");
+    if (s.truncated) add("prefill after truncate");
+    if (s.to_zero) add("prefill after truncate to 0");
+    if (s.forked) add("prefill on a fork");
+    s.length += n;
+    s.truncated = s.to_zero = false;
+    sync();
+  }
+  void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) override {
+    const std::size_t dm = static_cast<std::size_t>(config().d_model);
+    std::vector<SeqId> inner_ids;
+    std::set<int> lengths;
+    for (SeqId id : ids) {
+      Seq& s = seqs_.at(id);
+      inner_ids.push_back(s.inner);
+      lengths.insert(s.length);
+      if (s.orphan) add("decode of a child after its parent's drop");
+      ++s.length;
+      s.truncated = s.to_zero = false;
+    }
+    const auto y = inner_->decode(inner_ids, std::vector<float>(x, x + ids.size() * dm));
+    std::copy(y.begin(), y.end(), out);
+    add("decode");
+    if (ids.size() > 1) add("decode batched");
+    if (lengths.size() > 1) add("decode ragged");
+    sync();
+  }
+  void do_fork(SeqId parent, SeqId child) override {
+    const Seq& p = seqs_.at(parent);
+    Seq c;
+    c.inner = inner_->fork(p.inner);
+    c.length = p.length;
+    c.forked = true;
+    c.parent = parent;
+    if (p.length == 0) add("fork of an empty sequence");
+    seqs_[child] = c;
+    add("fork");
+  }
+  void do_drop(SeqId id) override {
+    inner_->drop(seqs_.at(id).inner);
+    seqs_.erase(id);
+    for (auto& [other, s] : seqs_) {
+      if (s.parent == id) {
+        s.orphan = true;
+        add("drop of a parent while its child lives");
+      }
+    }
+    add("drop");
+  }
+  void do_truncate(SeqId id, int length) override {
+    Seq& s = seqs_.at(id);
+    inner_->truncate(s.inner, length);
+    s.length = length;
+    s.truncated = true;
+    s.to_zero = length == 0;
+    add("truncate");
+  }
+  bool holds_kv_cache() const override { return true; }
+  KvRows do_read_kv(SeqId id, int layer, int kv_head) const override {
+    return inner_->read_kv(seqs_.at(id).inner, layer, kv_head);
+  }
+  Memory memory_in_use() const override {
+    const Stats s = inner_->stats();
+    return Memory{s.bytes_held * scale_num_ / 4, s.bytes_reserved * scale_num_ / 4};
+  }
+
+  std::unique_ptr<KvCache> inner_;
+  std::uint64_t scale_num_;  // declared element bytes (inner stores 4)
+  std::map<SeqId, Seq> seqs_;
+};
+
+ImplInfo recording_impl() {
+  ImplInfo info = *Registry::global().find("cpu_cached");
+  info.name = "recording";
+  info.caps.planted = true;
+  info.caps.dtypes = {DType::f32, DType::f16, DType::bf16};
+  info.create = [](std::shared_ptr<const ModelWeights> w, const ImplOptions& o) {
+    return std::unique_ptr<KvCache>(new RecordingCache(std::move(w), o));
+  };
+  return info;
+}
+
+// What each property must show in its first 10 cases (besides every value of every choice
+// it draws, which is checked for all).
+std::vector<std::string> expected_features(const std::string& property) {
+  const std::vector<std::string> model = {"attention MHA", "attention GQA", "attention MQA",
+                                          "layers 1",      "layers several", "threads 1",
+                                          "threads 2"};
+  const std::vector<std::string> ops = {
+      "create", "prefill", "decode", "fork", "truncate", "drop", "decode batched",
+      "decode ragged", "prefill after truncate", "prefill after truncate to 0",
+      "prefill on a fork", "fork of an empty sequence", "drop of a parent while its child lives",
+      "decode of a child after its parent's drop"};
+  std::vector<std::string> out = model;
+  if (property == "inconsistent_dims_rejected") return {};  // no instance is ever built
+  // long_context runs 4 cases per 100 (1 at --cases 10): each is one long model, so its
+  // first cases cannot show every attention kind; they must show its long paths.
+  if (property == "long_context") return {"prefill", "prefill onto a non-empty sequence", "decode"};
+  if (property == "fork_truncate_drop" || property == "memory_accounting") {
+    out.insert(out.end(), ops.begin(), ops.end());
+  } else {
+    out.push_back("decode batched");
+  }
+  if (property == "memory_accounting") {
+    for (const char* d : {"dtype fp32", "dtype fp16", "dtype bf16"}) out.push_back(d);
+  }
+  if (property == "op_counts" || property == "decode_matches_reference") {
+    out.push_back("decode ragged");
+  }
+  if (property == "prefill_matches_decode") out.push_back("prefill onto a non-empty sequence");
+  return out;
+}
+
+// The histogram: each property, run through the suite's runner as `--cases 10/50/100/1000`
+// would, shows in its FIRST 10 cases every feature above and every value of every choice it
+// draws (draw_choice and draw_uniform, through the choice observer).
+TEST(Choices, FirstTenCasesOfEachPropertyShowEveryChoice) {
+  const ImplInfo impl = recording_impl();
+  for (const Property& property : all_properties()) {
+    // The recording wrapper declares fp16/bf16 (for memory_accounting's dtypes) but stores
+    // fp32 like the cpu_cached it wraps, which reduced_precision_storage rightly rejects;
+    // that property draws its cases with gen_workload, shown here by the others.
+    if (property.name == "reduced_precision_storage") continue;
+    for (int n : {10, 50, 100, 1000}) {
+      Seen seen;
+      g_seen = &seen;
+      set_choice_observer([&seen](const char* what, int value, int k) {
+        seen.choices[{what, k}].insert(value);
+      });
+      int cases = 0;
+      Property first_ten = property;
+      first_ten.body = [&cases, &property](const ImplInfo& i) {
+        if (cases++ < 10) property.body(i);
+      };
+      const Outcome o = run_property(first_ten, impl, quick(n));
+      set_choice_observer(nullptr);
+      g_seen = nullptr;
+      const std::string where = property.name + " --cases " + std::to_string(n);
+      EXPECT_EQ(o.verdict, Verdict::passed) << where << ": " << o.report << o.reason;
+      std::string histogram;
+      for (const auto& [f, count] : seen.features) histogram += "\n  " + f + ": " + std::to_string(count);
+      for (const std::string& f : expected_features(property.name)) {
+        EXPECT_GT(seen.features[f], 0) << where << ": no \"" << f << "\" in the first 10 cases;"
+                                       << " seen:" << histogram;
+      }
+      for (const auto& [key, values] : seen.choices) {
+        EXPECT_EQ(static_cast<int>(values.size()), key.second)
+            << where << ": choice \"" << key.first << "\" of " << key.second << " took only "
+            << values.size() << " values in the first 10 cases";
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kvbench::props
+
+// ---- planted bugs in a K/V cache: the paths and the exact counters of issue 8 ------------------
+
+namespace kvbench::props {
+namespace {
+
+enum class KvBug {
+  gqa_read_over_count,    // kv_bytes_read counts one KV head too many when H_kv < H
+  ragged_dot_count,       // qk_dot_products counted as if every row had the first one's length
+  prefill_stale_offset,   // truncate is applied only by the next decode: a prefill right after
+                          // a truncate lands behind the dropped rows (a stale prefill offset)
+  fork_of_empty_fails,    // fork of an empty sequence throws
+  drop_parent_clobbers,   // dropping a parent overwrites its fork's last cached row
+};
+
+// Forwards to cpu_cached (capabilities and read model included) and plants one bug.
+class PlantedKvCache final : public KvCache {
+ public:
+  PlantedKvCache(std::shared_ptr<const ModelWeights> weights, const ImplOptions& options, KvBug bug)
+      : KvCache("planted_kv", weights, options),
+        inner_(Registry::global().get("cpu_cached").create(weights, options)),
+        bug_(bug) {}
+
+ private:
+  void sync() {
+    const Stats s = inner_->stats();
+    counters().kv_projection_rows = s.kv_projection_rows;
+    counters().qk_dot_products = s.qk_dot_products + dots_offset_;
+    counters().kv_bytes_read = s.kv_bytes_read + extra_bytes_;
+  }
+  SeqId in(SeqId id) const { return map_.at(id); }
+  void apply_pending(SeqId id) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return;
+    inner_->truncate(in(id), it->second);
+    pending_.erase(it);
+  }
+  void do_create(SeqId id) override { map_[id] = inner_->create_sequence(); }
+  void do_prefill(SeqId id, const float* x, int n, float* out) override {
+    if (bug_ == KvBug::prefill_stale_offset) {
+      pending_.erase(id);  // the bug: the rows the truncate dropped stay in front
+    }
+    const std::size_t dm = static_cast<std::size_t>(config().d_model);
+    const auto y = inner_->prefill(in(id), std::vector<float>(x, x + n * dm));
+    std::copy(y.begin(), y.end(), out);
+    sync();
+  }
+  void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) override {
+    const ModelConfig& c = config();
+    const std::size_t dm = static_cast<std::size_t>(c.d_model);
+    std::vector<SeqId> inner_ids;
+    for (SeqId id : ids) {
+      apply_pending(id);
+      inner_ids.push_back(in(id));
+    }
+    const std::uint64_t before = inner_->stats().kv_bytes_read;
+    const auto y = inner_->decode(inner_ids, std::vector<float>(x, x + ids.size() * dm));
+    std::copy(y.begin(), y.end(), out);
+    const std::uint64_t read = inner_->stats().kv_bytes_read - before;
+    if (bug_ == KvBug::gqa_read_over_count && c.kv_heads < c.heads) {
+      extra_bytes_ += read / static_cast<std::uint64_t>(c.kv_heads);  // one KV head more
+    }
+    if (bug_ == KvBug::ragged_dot_count) {
+      // sum (t + 1) taken as ids.size() * (t_0 + 1): right whenever all lengths are equal.
+      std::int64_t actual = 0;
+      for (SeqId id : ids) actual += length(id) + 1;
+      const std::int64_t assumed = static_cast<std::int64_t>(ids.size()) * (length(ids[0]) + 1);
+      dots_offset_ += static_cast<std::uint64_t>((assumed - actual) * c.layers * c.heads);
+    }
+    sync();
+  }
+  void do_fork(SeqId parent, SeqId child) override {
+    if (bug_ == KvBug::fork_of_empty_fails && length(parent) == 0) {
+      fail("planted_kv.fork: sequence ", parent, " has no rows to copy");
+    }
+    apply_pending(parent);
+    map_[child] = inner_->fork(in(parent));
+    parent_[child] = parent;
+  }
+  void do_drop(SeqId id) override {
+    inner_->drop(in(id));
+    map_.erase(id);
+    pending_.erase(id);
+    if (bug_ != KvBug::drop_parent_clobbers) return;
+    for (const auto& [child, parent] : parent_) {
+      if (parent != id || !map_.count(child) || length(child) == 0) continue;
+      // The child's last row becomes the projection of a zero token (as if its storage
+      // had been shared and reused).
+      apply_pending(child);
+      inner_->truncate(in(child), length(child) - 1);
+      inner_->prefill(in(child), std::vector<float>(static_cast<std::size_t>(config().d_model), 0.0f));
+    }
+  }
+  void do_truncate(SeqId id, int length) override {
+    if (bug_ == KvBug::prefill_stale_offset) {
+      pending_[id] = length;
+    } else {
+      inner_->truncate(in(id), length);
+    }
+  }
+  bool holds_kv_cache() const override { return true; }
+  KvRows do_read_kv(SeqId id, int layer, int kv_head) const override {
+    KvRows r = inner_->read_kv(in(id), layer, kv_head);
+    // A pending truncate is hidden from read_kv: only the outputs can show the bug.
+    const int n = length(id);
+    r.length = n;
+    r.k.resize(static_cast<std::size_t>(n) * r.head_dim);
+    r.v.resize(static_cast<std::size_t>(n) * r.head_dim);
+    return r;
+  }
+  Memory memory_in_use() const override {
+    const Stats s = inner_->stats();
+    std::uint64_t hidden = 0;  // rows a pending truncate will drop, hidden from bytes_held
+    for (const auto& [id, keep] : pending_) {
+      hidden += static_cast<std::uint64_t>(inner_->length(in(id)) - keep) *
+                config().kv_bytes_per_token();
+    }
+    return Memory{s.bytes_held - hidden, s.bytes_reserved};
+  }
+
+  std::unique_ptr<KvCache> inner_;
+  KvBug bug_;
+  std::map<SeqId, SeqId> map_;
+  std::map<SeqId, SeqId> parent_;   // child -> parent, for every fork
+  std::map<SeqId, int> pending_;    // prefill_stale_offset: truncates not yet applied
+  std::uint64_t extra_bytes_ = 0;
+  std::uint64_t dots_offset_ = 0;   // wraps around for negative offsets, like the counter would
+};
+
+ImplInfo planted_kv(KvBug bug) {
+  ImplInfo info = *Registry::global().find("cpu_cached");
+  info.name = "planted_kv";
+  info.caps.planted = true;
+  info.create = [bug](std::shared_ptr<const ModelWeights> w, const ImplOptions& o) {
+    return std::unique_ptr<KvCache>(new PlantedKvCache(std::move(w), o, bug));
+  };
+  return info;
+}
+
+// Caught at the default budget and at --cases 50; prints the shrunk case (ctest -V shows it).
+void expect_kv_caught(KvBug bug, const std::string& property, const std::string& finding) {
+  for (int cases : {50, 100}) {
+    const Outcome o = run_property(find_property(property), planted_kv(bug), quick(cases));
+    ASSERT_EQ(o.verdict, Verdict::failed) << property << " missed the planted bug at --cases " << cases;
+    EXPECT_NE(o.report.find(finding), std::string::npos) << o.report;
+    EXPECT_FALSE(o.reproduce.empty());
+    if (cases == 100) std::cout << "[ caught   ] after " << o.cases << " cases:\n" << o.report << "\n";
+  }
+}
+
+TEST(PlantedKvBugs, GqaReadOverCountFailsOpCounts) {
+  expect_kv_caught(KvBug::gqa_read_over_count, "op_counts", "kv_bytes_read grew by");
+}
+
+TEST(PlantedKvBugs, RaggedDotCountFailsOpCounts) {
+  expect_kv_caught(KvBug::ragged_dot_count, "op_counts", "qk_dot_products grew by");
+}
+
+TEST(PlantedKvBugs, PrefillAfterTruncateStaleOffsetFailsForkTruncateDrop) {
+  // Decode after a truncate is right; only a prefill straight after one is wrong.
+  expect_kv_caught(KvBug::prefill_stale_offset, "fork_truncate_drop", "truncated to");
+}
+
+TEST(PlantedKvBugs, ForkOfEmptyFailsForkTruncateDrop) {
+  expect_kv_caught(KvBug::fork_of_empty_fails, "fork_truncate_drop", "has no rows to copy");
+}
+
+TEST(PlantedKvBugs, DropOfParentClobberingTheChildFailsForkTruncateDrop) {
+  expect_kv_caught(KvBug::drop_parent_clobbers, "fork_truncate_drop", "fork of id");
+}
+
+}  // namespace
+}  // namespace kvbench::props
+
+namespace kvbench::props {
+namespace {
+
+TEST(KvReadModel, ReadsPerRowFollowTheDeclaredModel) {
+  Capabilities caps;
+  EXPECT_EQ(caps.kv_row_reads(8, 2), 0u);  // unspecified
+  caps.kv_read_model = KvReadModel::per_kv_head;
+  EXPECT_EQ(caps.kv_row_reads(8, 2), 2u);
+  caps.kv_read_model = KvReadModel::per_query_head;
+  EXPECT_EQ(caps.kv_row_reads(8, 2), 8u);
+  caps.kv_read_model = KvReadModel::per_group_of_n;
+  caps.kv_read_group = 8;
+  EXPECT_EQ(caps.kv_row_reads(8, 2), 2u);    // G = 4 <= 8: once per KV head
+  EXPECT_EQ(caps.kv_row_reads(16, 1), 2u);   // G = 16: two blocks of 8
+  caps.kv_read_group = 3;
+  EXPECT_EQ(caps.kv_row_reads(8, 2), 4u);    // 2 x ceil(4 / 3)
+  EXPECT_EQ(caps.describe_kv_reads(), "per group of 3 query heads");
+}
+
+TEST(KvReadModel, RegistryRejectsAGroupModelWithoutN) {
+  Registry r;
+  ImplInfo info = *Registry::global().find("cpu_cached");
+  info.caps.kv_read_model = KvReadModel::per_group_of_n;
+  info.caps.kv_read_group = 0;
+  try {
+    r.add(info);
+    FAIL() << "accepted per_group_of_n with kv_read_group 0";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("kv_read_group 0"), std::string::npos) << e.what();
+  }
+}
+
+// Every built-in declares its model; an implementation that declares none gets the old
+// range check and a PASS that says so, and one that declares the wrong model fails.
+TEST(KvReadModel, BuiltinsDeclareAModelAndUnspecifiedIsSaidAloud) {
+  for (const ImplInfo* impl : Registry::global().all()) {
+    EXPECT_NE(impl->caps.kv_read_model, KvReadModel::unspecified) << impl->name;
+  }
+  ImplInfo unspecified = *Registry::global().find("cpu_cached");
+  unspecified.name = "undeclared";
+  unspecified.caps.planted = true;
+  unspecified.caps.kv_read_model = KvReadModel::unspecified;
+  Outcome o = run_property(find_property("op_counts"), unspecified, quick(50));
+  EXPECT_EQ(o.verdict, Verdict::passed) << o.report;
+  EXPECT_NE(o.note.find("kv_read_model unspecified"), std::string::npos) << o.note;
+
+  ImplInfo wrong = unspecified;
+  wrong.name = "wrong_model";
+  wrong.caps.kv_read_model = KvReadModel::per_query_head;  // cpu_cached reads per KV head
+  o = run_property(find_property("op_counts"), wrong, quick(50));
+  ASSERT_EQ(o.verdict, Verdict::failed);
+  EXPECT_NE(o.report.find("read model: each K/V row read per query head"), std::string::npos)
+      << o.report;
 }
 
 }  // namespace
