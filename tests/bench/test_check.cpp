@@ -102,6 +102,20 @@ TEST_F(Planted, Fp16StorageDeclaredFp32FailsTheRowCheck) {
   }
 }
 
+TEST_F(Planted, Fp16StorageDeclaredFp16Passes) {
+  // The same rounding is correct for a cache that declares fp16: the row tolerance then
+  // includes fp16's 2^-11 relative rounding of each stored element.
+  ModelConfig c = small_model();
+  c.dtype = DType::f16;
+  CheckOptions o;
+  o.position = 600;
+  o.input_seed = 30;
+  const CheckResult r =
+      check_implementation(registry.get("planted_fp16_as_fp32"), ModelWeights::from_seed(c), o);
+  EXPECT_TRUE(r.passed) << describe(r);
+  EXPECT_GT(r.rows.ratio, 0.05) << "the fp16 term should be what the rows use up";
+}
+
 TEST_F(Planted, OffsetPastAPositionFailsOnlyWhenTheCheckReachesIt) {
   const CheckResult before = check("planted_offset", 200);  // bug from 300 on
   EXPECT_TRUE(before.passed) << describe(before);
