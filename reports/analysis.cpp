@@ -520,6 +520,16 @@ class Analyzer {
       }
     }
     if (a_.baseline.empty()) a_.notes.push_back("no no-cache baseline (naive) in this run");
+    if (d_.kvbench.contains("checks")) {
+      for (const auto& c : d_.kvbench["checks"]) {
+        a_.checks.push_back(c.value("implementation", "?") + " (threads " +
+                            std::to_string(c.value("threads", 1)) + "): " +
+                            c.value("summary", c.value("verdict", "?")));
+      }
+      if (a_.checks.empty() && d_.kvbench.contains("check")) {
+        a_.checks.push_back(d_.kvbench.value("check", ""));
+      }
+    }
   }
 
   const BenchData& d_;

@@ -97,6 +97,9 @@ struct Analysis {
   std::vector<Target> targets;
   std::vector<Verdict> verdicts;        // the summary's sentences, in topic order
   std::vector<std::string> notes;       // where series stopped, what is missing
+  // The bench's check before timing: "skipped (--no-check)", or one line per implementation
+  // and thread count ("cpu_cached (threads 1): pass at t = ..."). Empty for older outputs.
+  std::vector<std::string> checks;
   double predicted_generation_crossover = 0;  // T (op-count model), 0 without a config
   double predicted_decode_crossover = 0;      // t
 

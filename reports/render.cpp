@@ -215,6 +215,10 @@ std::string render_markdown(const BenchData& d, const Analysis& a, const std::ve
     md << "| " << t.description << " | " << t.requirement << " | " << measured_text(t) << " | **"
        << t.verdict << "** | " << t.detail << " |\n";
   }
+  if (!a.checks.empty()) {
+    md << "\n## Checked before timing\n\n";
+    for (const auto& c : a.checks) md << "- " << c << "\n";
+  }
   if (!a.notes.empty()) {
     md << "\n## Where series stopped\n\n";
     for (const auto& n : a.notes) md << "- " << n << "\n";
@@ -301,6 +305,11 @@ std::string render_html(const BenchData& d, const Analysis& a, const std::vector
       << html_escape(t.verdict) << "</span></td><td>" << html_escape(t.detail) << "</td></tr>\n";
   }
   h << "</table>\n";
+  if (!a.checks.empty()) {
+    h << "<h2>Checked before timing</h2>\n<ul>\n";
+    for (const auto& c : a.checks) h << "<li>" << html_escape(c) << "</li>\n";
+    h << "</ul>\n";
+  }
   if (!a.notes.empty()) {
     h << "<h2>Where series stopped</h2>\n<ul>\n";
     for (const auto& n : a.notes) h << "<li>" << html_escape(n) << "</li>\n";

@@ -24,6 +24,7 @@ struct BenchArgs {
   std::string threads = "1,2";
   std::string dtype = "fp32";
   bool quick = false;
+  bool no_check = false;
   std::string out = "bench.json";
   double min_time = 0;
   int repetitions = 0;
@@ -59,7 +60,8 @@ std::string describe(const BenchArgs& a) {
       << " --tokens " << a.tokens << " --positions " << a.positions << " --long-impls " << a.long_impls
       << " --long-positions " << a.long_positions << " --threads " << a.threads << " --min-time " << a.min_time
       << " --repetitions " << a.repetitions << " --budget " << a.budget
-      << " --prepare-budget " << a.prepare_budget << (a.quick ? " --quick" : "") << " --out "
+      << " --prepare-budget " << a.prepare_budget << (a.quick ? " --quick" : "")
+      << (a.no_check ? " --no-check" : "") << " --out "
       << a.out;
   return out.str();
 }
@@ -97,6 +99,7 @@ void run(BenchArgs a) {
   o.budget_seconds = a.budget;
   o.prepare_budget_seconds = a.prepare_budget;
   o.quick = a.quick;
+  o.check = !a.no_check;
   o.out_path = a.out;
   o.command_line = describe(a);
   o.progress = &std::cerr;
@@ -107,6 +110,18 @@ void run(BenchArgs a) {
   for (const auto& s : outcome.stops) {
     std::cerr << "stopped: " << s.series << " before " << s.stopped_before << ": " << s.reason
               << "\n";
+  }
+  for (const auto& c : outcome.checks) {
+    if (!c.passed) {
+      std::cerr << "check failed: " << c.impl << " (threads " << c.threads << "): " << c.failure
+                << " -- not timed\n";
+    }
+  }
+  if (!outcome.failed_checks.empty()) {
+    std::cerr << "bench: " << outcome.failed_checks.size()
+              << " implementation(s) failed the check before timing and were not timed; "
+              << outcome.ran << " benchmarks of the others written to " << a.out << "\n";
+    throw CommandExit{4};
   }
   if (outcome.failed > 0) {
     std::cerr << "bench: " << outcome.failed << " benchmark(s) failed (see above); "
@@ -127,7 +142,15 @@ void add_bench_command(CLI::App& app) {
       "reads it) whose context records the model, the machine and the read-only and copy\n"
       "bandwidths measured in the same process. A series stops before a size predicted to\n"
       "pass the time budget (naive first); the JSON records where. Progress goes to stderr,\n"
-      "Google Benchmark's table to stdout. Then: kvbench report FILE.json --out DIR.");
+      "Google Benchmark's table to stdout. Then: kvbench report FILE.json --out DIR.\n"
+      "Before timing, each implementation (at each thread count it is timed with) is checked\n"
+      "at this shape and dtype: prefilled to the longest position t of its sweep, its decode\n"
+      "steps at t and t+1 are compared with a float64 computation over its own read_kv rows,\n"
+      "and sampled rows with the reference K/V projections (no-cache implementations: with a\n"
+      "float64 full reference, at a lower t if that is too costly, said so). An implementation\n"
+      "that fails is reported and not timed; the others still run and are written.\n"
+      "Exit status: 0 ok; 1 some benchmark failed; 2 bad usage; 4 an implementation failed\n"
+      "the check (takes precedence over 1).");
   cmd->add_option("--impl", a->impls, "Implementations: A,B or all (available ones)")
       ->capture_default_str();
   cmd->add_option("--shape", a->shape,
@@ -154,6 +177,9 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--quick", a->quick,
                 "Short sweep and short measurements: under 2 minutes on 2 cores (CI)");
+  cmd->add_flag("--no-check", a->no_check,
+                "Skip the check before timing (the JSON context then says "
+                "\"check\": \"skipped (--no-check)\")");
   cmd->add_option("--out", a->out, "Output JSON file")->capture_default_str();
   cmd->add_option("--min-time", a->min_time,
                   "Google Benchmark's minimum seconds per benchmark [default: 0.1, quick 0.02]");

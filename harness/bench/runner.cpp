@@ -240,6 +240,28 @@ json machine_json(const MachineInfo& m) {
           {"caches", caches},         {"llc_bytes", m.llc_bytes},       {"llc_detected", m.llc_detected}};
 }
 
+json worst_json(const CheckWorst& w) {
+  return {{"elements", w.elements}, {"max_error", w.error}, {"allowed", w.allowed},
+          {"ratio", std::isfinite(w.ratio) ? json(w.ratio) : json("inf")}, {"where", w.where}};
+}
+
+json check_json(const CheckResult& r) {
+  return {{"implementation", r.impl},
+          {"threads", r.threads},
+          {"verdict", r.passed ? "pass" : "fail"},
+          {"failure", r.failure},
+          {"kind", r.kind},
+          {"requested_position", r.requested_position},
+          {"positions", r.positions},
+          {"sampled_positions", r.sampled_positions},
+          {"weaker", r.weaker},
+          {"output", worst_json(r.output)},
+          {"rows", worst_json(r.rows)},
+          {"prepare_seconds", r.prepare_seconds},
+          {"reference_seconds", r.reference_seconds},
+          {"summary", describe(r)}};
+}
+
 void set_context(const std::string& key, const std::string& value) {
   auto*& context = benchmark::internal::GetGlobalContext();
   if (context == nullptr) context = new std::map<std::string, std::string>();
@@ -254,6 +276,8 @@ class Runner {
     const auto start = Clock::now();
     check_options();
     select_impls();
+    weights_ = ModelWeights::from_seed(o_.config);
+    if (o_.check) check_impls();
     outcome_.machine = detect_machine();
     measure_now("before");
     outcome_.bandwidth_before = last_bandwidth_;
@@ -281,7 +305,6 @@ class Runner {
       console->SetErrorStream(o_.display);
     }
     CollectingReporter collector(console.get(), longest_name(plan) + 12);
-    weights_ = ModelWeights::from_seed(o_.config);
     for (const Series& s : plan) run_series(s, collector);
     collector.finish();
 
@@ -329,6 +352,48 @@ class Runner {
       }
       impls_.push_back(impl);
     }
+  }
+
+  // Checks every implementation, at each thread count it is timed with, at the longest
+  // position its series reach (a generation of T tokens decodes up to position T - 1), before
+  // anything is timed; those that fail leave impls_, so none of their benchmarks is planned.
+  void check_impls() {
+    const std::vector<Series> plan = plan_series(o_, impls_);
+    std::vector<const ImplInfo*> passed;
+    for (const ImplInfo* impl : impls_) {
+      int longest = 0;
+      std::vector<int> threads;
+      for (const Series& s : plan) {
+        if (s.impl != impl) continue;
+        const int last = s.sizes.back() - (s.proto.kind == BenchKind::generate ? 1 : 0);
+        longest = std::max(longest, last);
+        if (std::find(threads.begin(), threads.end(), s.proto.threads) == threads.end()) {
+          threads.push_back(s.proto.threads);
+        }
+      }
+      if (threads.empty()) threads.push_back(1);
+      std::sort(threads.begin(), threads.end());
+      bool ok = true;
+      for (int n : threads) {
+        CheckOptions c;
+        c.position = longest;
+        c.threads = n;
+        c.input_seed = o_.config.seed + 29;  // the decode-step fixtures' seed (run_series)
+        c.no_cache_budget = o_.check_no_cache_budget;
+        say("check ", impl->name, " (threads ", n, ") at its longest position ", longest, " ...");
+        const CheckResult r = check_implementation(*impl, weights_, c);
+        say("check ", impl->name, " (threads ", n, "): ", describe(r));
+        ok = ok && r.passed;
+        outcome_.checks.push_back(r);
+      }
+      if (ok) {
+        passed.push_back(impl);
+      } else {
+        outcome_.failed_checks.push_back(impl->name);
+        say("check ", impl->name, ": FAILED, not timed");
+      }
+    }
+    impls_ = passed;
   }
 
   // Before a long implementation's decode step at a long position: the bandwidth over the
@@ -654,6 +719,8 @@ class Runner {
                        {"threads_capable", impl->caps.threads},
                        {"timer", TimerRegistry::global().make(*impl)->describe()}});
     }
+    json checks = json::array();
+    for (const CheckResult& r : outcome_.checks) checks.push_back(check_json(r));
     json devices = json::object();
     for (const DeviceBandwidth& d : outcome_.device_bandwidth) {
       devices[d.device] = device_bandwidth_json(d);
@@ -687,6 +754,9 @@ class Runner {
         {"implementations", impls},
         {"baseline", baseline_name()},
         {"skipped_implementations", outcome_.skipped_impls},
+        {"check", check_summary()},
+        {"checks", checks},
+        {"failed_check_implementations", outcome_.failed_checks},
         {"stops", stops},
         {"preparation", preparation_},
         {"naive_stopped_at", naive_stop},
@@ -698,6 +768,7 @@ class Runner {
     set_context("kvbench", all.dump());
     set_context("kvbench_command", o_.command_line);
     set_context("shape", o_.shape);
+    set_context("check", check_summary());
     set_context("model_config", o_.config.describe());
     set_context("cpu_model", outcome_.machine.cpu_model);
     set_context("cores", std::to_string(outcome_.machine.logical_cpus));
@@ -730,6 +801,24 @@ class Runner {
     require(file.good(), "bench: writing '", o_.out_path, "' failed");
     say("wrote ", o_.out_path, ": ", outcome_.ran, " benchmarks in ",
         format_seconds(outcome_.wall_seconds));
+  }
+
+  // One line: "skipped (--no-check)", "passed: a, b" or "FAILED (not timed): c; passed: a".
+  std::string check_summary() const {
+    if (!o_.check) return "skipped (--no-check)";
+    std::string passed, failed;
+    for (const CheckResult& r : outcome_.checks) {
+      const bool bad = std::find(outcome_.failed_checks.begin(), outcome_.failed_checks.end(),
+                                 r.impl) != outcome_.failed_checks.end();
+      std::string& list = bad ? failed : passed;
+      const std::string name = r.impl + " (threads " + std::to_string(r.threads) + ": " +
+                               (r.passed ? "pass" : "FAIL") + ")";
+      list += (list.empty() ? "" : ", ") + name;
+    }
+    std::string line;
+    if (!failed.empty()) line = "FAILED (not timed): " + failed;
+    if (!passed.empty()) line += (line.empty() ? "" : "; ") + std::string("passed: ") + passed;
+    return line.empty() ? "nothing to check" : line;
   }
 
   // The no-cache baseline the caches are measured against: "naive" when it runs, else the

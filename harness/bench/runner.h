@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "harness/bench/bandwidth.h"
+#include "harness/bench/check.h"
 #include "harness/bench/device_bandwidth.h"
 #include "harness/bench/machine.h"
 #include "harness/config.h"
@@ -55,6 +56,11 @@ struct BenchOptions {
   // set against a sum over the same working set: a buffer of 2x the last-level cache still
   // partly hits in it, and so does the K/V, alike.
   int bandwidth_passes = 8;
+  // Before timing, check each implementation (and each thread count it is timed with) at its
+  // longest position of the sweep (check.h); one that fails is reported and not timed.
+  // false: --no-check (the JSON says the check was skipped).
+  bool check = true;
+  double check_no_cache_budget = CheckOptions{}.no_cache_budget;  // see CheckOptions
 };
 
 struct SeriesStop {
@@ -71,6 +77,8 @@ struct BenchOutcome {
   int failed = 0;    // benchmarks that threw (recorded as stops with reason "error: ...")
   std::vector<SeriesStop> stops;
   std::vector<std::string> skipped_impls;  // "name: why unavailable"
+  std::vector<CheckResult> checks;         // one per (implementation, thread count) checked
+  std::vector<std::string> failed_checks;  // implementations not timed: they failed a check
   MachineInfo machine;
   Bandwidth bandwidth_before, bandwidth_after;
   // Per long position, the bandwidths over its K/V's size: before the sweeps, right before
@@ -89,7 +97,8 @@ struct BenchOutcome {
 
 // REQUIRES: options.out_path non-empty; config valid; every size >= 1 (positions >= 0).
 // Sizes past the capacity are dropped from their series and recorded as stops.
-// RETURNS: what ran; the JSON file is written even when some benchmarks failed.
+// RETURNS: what ran; the JSON file is written even when some benchmarks failed or some
+// implementations failed their check (those are not timed; outcome.failed_checks).
 BenchOutcome run_bench(const BenchOptions& options);
 
 // RETURNS: the smallest power of two t >= 16 whose K/V bytes (t x kv_bytes_per_token) are

@@ -61,9 +61,23 @@ void DecodeAtPosition::extend_to(int position, int chunk) {
   while (position_ < position) {
     const int n = std::min(chunk, position - position_);
     // Token values do not matter for timing; they only need to be finite and repeatable.
-    cache_.prefill(id_, benchmark_inputs(cache_.config(), n, input_seed_ + position_));
+    cache_.prefill(id_, prompt_rows(position_, n));
     position_ += n;
   }
+}
+
+std::vector<float> DecodeAtPosition::prompt_rows(int first, int n) const {
+  const int width = cache_.config().d_model;
+  std::vector<float> rows;
+  rows.reserve(static_cast<std::size_t>(n) * width);
+  for (int j = first; j < first + n; ++j) {
+    // A splitmix64 output as the row's seed: rows of neighbouring positions share no values
+    // (seeds one increment apart would give streams shifted by one element).
+    InputStream seeder(input_seed_ + static_cast<std::uint64_t>(j));
+    const std::vector<float> row = InputStream(seeder.next_u64()).rows(1, width);
+    rows.insert(rows.end(), row.begin(), row.end());
+  }
+  return rows;
 }
 
 void DecodeAtPosition::before_step() {

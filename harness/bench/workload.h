@@ -53,6 +53,15 @@ class DecodeAtPosition {
   void extend_to(int position, int chunk = 512);
 
   int position() const { return position_; }
+  // The sequence being grown, and the row every step decodes (the bench's check reads both).
+  SeqId sequence() const { return id_; }
+  const std::vector<float>& token() const { return token_; }
+  // RETURNS: the prompt rows extend_to() prefills at positions [first, first + n)
+  // [n, d_model]: row j depends on j and the seed only, not on how the prefill was chunked,
+  // so that a check that prefills straight to a position sees the rows a series that grew
+  // there in steps sees.
+  std::vector<float> prompt_rows(int first, int n) const;
+
   void before_step();
   void step();
   void after_step();

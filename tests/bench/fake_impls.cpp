@@ -1,5 +1,6 @@
 #include "tests/bench/fake_impls.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -41,11 +42,14 @@ void attend(const ModelConfig& c, const float* q, const float* k, const float* v
   }
 }
 
+enum class Flaw { none, fp16_storage, offset, read_past };
+
 class FakeCache : public KvCache {
  public:
   FakeCache(const char* name, bool keeps_kv, std::shared_ptr<const ModelWeights> w,
-            const ImplOptions& o)
-      : KvCache(name, std::move(w), o), keeps_kv_(keeps_kv) {}
+            const ImplOptions& o, Flaw flaw = Flaw::none, int offset_from = 0)
+      : KvCache(name, std::move(w), o), keeps_kv_(keeps_kv), flaw_(flaw),
+        offset_from_(offset_from) {}
 
  private:
   struct Seq {
@@ -119,12 +123,32 @@ class FakeCache : public KvCache {
       s.k[l].resize(static_cast<std::size_t>(n) * kvw);
       s.v[l].resize(static_cast<std::size_t>(n) * kvw);
       for (int t = first; t < n; ++t) {
-        matvec(w.wk, kvw, dm, &s.x[l][static_cast<std::size_t>(t) * dm], &s.k[l][static_cast<std::size_t>(t) * kvw]);
-        matvec(w.wv, kvw, dm, &s.x[l][static_cast<std::size_t>(t) * dm], &s.v[l][static_cast<std::size_t>(t) * kvw]);
+        // planted_offset: from offset_from on, the row lands one slot early.
+        const int slot = flaw_ == Flaw::offset && t >= offset_from_ && t > 0 ? t - 1 : t;
+        float* k = &s.k[l][static_cast<std::size_t>(slot) * kvw];
+        float* v = &s.v[l][static_cast<std::size_t>(slot) * kvw];
+        matvec(w.wk, kvw, dm, &s.x[l][static_cast<std::size_t>(t) * dm], k);
+        matvec(w.wv, kvw, dm, &s.x[l][static_cast<std::size_t>(t) * dm], v);
+        if (flaw_ == Flaw::fp16_storage) {
+          for (int i = 0; i < kvw; ++i) {
+            k[i] = round_to_fp16(k[i]);
+            v[i] = round_to_fp16(v[i]);
+          }
+        }
       }
       counters().kv_projection_rows += static_cast<std::uint64_t>(n - first);
       matvec(w.wq, c.q_width(), dm, x.data(), q.data());
-      attend(c, q.data(), s.k[l].data(), s.v[l].data(), n, o.data());
+      if (flaw_ == Flaw::read_past) {
+        // One row past the sequence: what an unused slot holds.
+        const float unused = options().poison_unused ? NAN : 0.0f;
+        s.k[l].resize(static_cast<std::size_t>(n + 1) * kvw, unused);
+        s.v[l].resize(static_cast<std::size_t>(n + 1) * kvw, unused);
+        attend(c, q.data(), s.k[l].data(), s.v[l].data(), n + 1, o.data());
+        s.k[l].resize(static_cast<std::size_t>(n) * kvw);
+        s.v[l].resize(static_cast<std::size_t>(n) * kvw);
+      } else {
+        attend(c, q.data(), s.k[l].data(), s.v[l].data(), n, o.data());
+      }
       counters().qk_dot_products += static_cast<std::uint64_t>(c.heads) * n;
       counters().kv_bytes_read += static_cast<std::uint64_t>(n) * 2 * kvw * sizeof(float);
       matvec(w.wo, dm, c.q_width(), o.data(), y.data());
@@ -135,8 +159,24 @@ class FakeCache : public KvCache {
   }
 
   bool keeps_kv_;
+  Flaw flaw_;
+  int offset_from_;
   std::map<SeqId, Seq> seqs_;
 };
+
+ImplInfo planted(const char* name, const char* description, Flaw flaw, int offset_from) {
+  ImplInfo info;
+  info.name = name;
+  info.description = description;
+  info.device = "cpu";
+  info.caps.planted = true;
+  info.caps.threads = true;
+  info.create = [name, flaw, offset_from](std::shared_ptr<const ModelWeights> w,
+                                          const ImplOptions& o) {
+    return std::unique_ptr<KvCache>(new FakeCache(name, true, std::move(w), o, flaw, offset_from));
+  };
+  return info;
+}
 
 ImplInfo fake(const char* name, bool keeps_kv) {
   ImplInfo info;
@@ -156,6 +196,25 @@ ImplInfo fake(const char* name, bool keeps_kv) {
 void register_fake_impls(Registry& registry) {
   registry.add(fake("fake_cached", true));
   registry.add(fake("fake_naive", false));
+}
+
+void register_planted_fakes(Registry& registry, int offset_from) {
+  registry.add(planted("planted_fp16_as_fp32", "test: K/V rounded to fp16, declared fp32",
+                       Flaw::fp16_storage, 0));
+  registry.add(planted("planted_offset", "test: K/V row one slot early from a position on",
+                       Flaw::offset, offset_from));
+  registry.add(planted("planted_read_past", "test: attends one row past the sequence",
+                       Flaw::read_past, 0));
+}
+
+float round_to_fp16(float x) {
+  if (!std::isfinite(x) || x == 0) return x;
+  int exponent = 0;
+  std::frexp(x, &exponent);  // |x| in [2^(exponent-1), 2^exponent)
+  // fp16: 11 significant bits for normals (>= 2^-14); below, a fixed spacing of 2^-24.
+  const int quantum_exponent = std::max(exponent - 11, -24);
+  const double quantum = std::ldexp(1.0, quantum_exponent);
+  return static_cast<float>(std::nearbyint(static_cast<double>(x) / quantum) * quantum);
 }
 
 }  // namespace kvbench::testing

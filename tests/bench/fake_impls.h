@@ -2,6 +2,13 @@
 // the real ones (which land separately and run at their own speed):
 //   fake_cached  keeps K/V per layer and projects one row per token and layer;
 //   fake_naive   keeps the layer inputs and re-projects K/V for the whole prefix each step.
+// And planted wrong variants of fake_cached, for the bench's check (caps.planted, so "all"
+// leaves them out; harness/bench/check.h must catch each):
+//   planted_fp16_as_fp32  rounds every stored K/V element to fp16 while declaring fp32;
+//   planted_offset        from position `offset_from` on, writes a token's K/V row one slot
+//                         early (over the previous token's), as a wrong position offset would;
+//   planted_read_past     attends over one row past the sequence (the unused slot: NaN when
+//                         ImplOptions::poison_unused, else 0).
 // Both compute real attention (so their times grow like the real ones) and keep the
 // counters exactly as harness/kv_cache.h defines them.
 #pragma once
@@ -13,5 +20,11 @@ namespace kvbench::testing {
 // Adds "fake_cached" (caps.threads = true, so it gets thread-scaling series) and
 // "fake_naive" (holds_kv_cache = false) to `registry`.
 void register_fake_impls(Registry& registry);
+
+// Adds the three planted variants above to `registry`.
+void register_planted_fakes(Registry& registry, int offset_from = 300);
+
+// RETURNS: x rounded to the nearest fp16 value (ties to even; subnormals kept), as a float.
+float round_to_fp16(float x);
 
 }  // namespace kvbench::testing
