@@ -35,7 +35,12 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);  // --help prints and returns 0; usage errors return non-zero
+    // --help / --help-all print and succeed; every usage error is a kvbench error (exit 2,
+    // the README's contract) rather than CLI11's own codes 105-109.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    std::cerr << "kvbench: error: " << e.what() << "\n"
+              << "Run with --help for more information.\n";
+    return 2;
   } catch (const kvbench::cli::CommandExit& e) {
     return e.code;
   } catch (const kvbench::Error& e) {
