@@ -10,7 +10,7 @@
 //   model    L 1-2 (L = 2 only up to max/2 tokens: its first layer's reference is O(T^2)),
 //            d_model 1-32, H 1-8 with any divisor as H_kv (MHA, GQA, MQA), d 1-32 with
 //            H * d <= 128; threads 1-2 where the implementation honours them.
-//   lengths  every case has one LONG sequence of max/2 .. max tokens (default max 8192,
+//   lengths  every case has one LONG sequence of max/2 .. max tokens, the first exactly max (8192,
 //            `verify --max-tokens` raises it), drawn among boundary values (just below, at
 //            and above powers of two and multiples of 64/256/512) or at random in between;
 //            shrinking walks it down towards 1.
@@ -73,17 +73,23 @@ std::vector<int> boundary_lengths(int lo, int hi) {
   return {out.begin(), out.end()};
 }
 
-// The long sequence's length: a boundary value or a random one in [max/2, max]; shrinks
-// towards 1 (a failure that needs length shows how much it needs).
+// The long sequence's length: exactly max in a run's first case (RapidCheck's size 0, so
+// every run reaches --max-tokens), else a boundary value or a random one in [max/2, max];
+// shrinks towards 1 (a failure that needs length shows how much it needs).
 int draw_long_length(int max_tokens) {
   const int lo = std::max(1, max_tokens / 2);
-  if (*uniform_shrinking_to(0, 1, 0) == 0) {
-    const std::vector<int> b = boundary_lengths(1, max_tokens);
-    const int first = static_cast<int>(std::lower_bound(b.begin(), b.end(), lo) - b.begin());
-    return b[static_cast<std::size_t>(
-        *uniform_shrinking_to(first, static_cast<int>(b.size()) - 1, 0))];
-  }
-  return *uniform_shrinking_to(lo, max_tokens, 1);
+  const std::vector<int> boundaries = boundary_lengths(lo, max_tokens);
+  return *rc::Gen<int>([=](const rc::Random& random, int size) {
+    rc::Random r = random;
+    int value = max_tokens;
+    if (size > 0) {
+      const std::uint64_t pick = r.next();
+      value = pick % 2 == 0
+                  ? boundaries[static_cast<std::size_t>((pick / 2) % boundaries.size())]
+                  : lo + static_cast<int>((pick / 2) % static_cast<std::uint64_t>(max_tokens - lo + 1));
+    }
+    return rc::shrinkable::shrinkRecur(value, [](int v) { return rc::shrink::towards(v, 1); });
+  });
 }
 
 struct LongPlan {
