@@ -72,10 +72,36 @@ TEST(PlantedCaches, Fp16PastPosition2000IsCaughtByLongContext) {
 
 TEST(PlantedCaches, GqaOvercountIsCaughtByOpCounts) {
   expect_caught("planted_gqa_overcount", "op_counts", "kv_bytes_read");
+  expect_caught("planted_gqa_overcount", "op_counts", "kv_bytes_read", 50, 2);
 }
 
 TEST(PlantedCaches, StaleRowsAfterTruncateThenPrefillAreCaught) {
-  expect_caught("planted_prefill_after_truncate_stale", "fork_truncate_drop", "");
+  expect_caught("planted_prefill_after_truncate_stale", "fork_truncate_drop", "vs the reference");
+  expect_caught("planted_prefill_after_truncate_stale", "fork_truncate_drop", "vs the reference",
+                50, 2);
+}
+
+// "Every time", not for one seed: each deep-position bug against long_context over many
+// seeds, at --cases 100 and 50 (shrinking off: it is the catching that is counted here).
+// Minutes of work, so not in CI: run with --gtest_also_run_disabled_tests.
+TEST(PlantedCaches, DISABLED_DeepBugsAreCaughtForEverySeed) {
+  for (const char* impl : {"planted_offset_after_300", "planted_offset_after_3000",
+                           "planted_fp16_after_2000", "planted_fp16_as_fp32",
+                           "planted_bf16_as_fp32"}) {
+    for (int cases : {100, 50}) {
+      int caught = 0, runs = 0;
+      for (int seed = 1; seed <= 10; ++seed) {
+        rc::detail::TestParams p = budget(cases, seed);
+        p.disableShrinking = true;
+        const Outcome o = run_property(find_property("long_context"), planted(impl), p);
+        ++runs;
+        if (o.verdict == Verdict::failed) ++caught;
+        EXPECT_EQ(o.verdict, Verdict::failed) << impl << " missed, seed " << seed;
+      }
+      std::cout << impl << ": caught by long_context in " << caught << " of " << runs
+                << " runs of --cases " << cases << "\n";
+    }
+  }
 }
 
 TEST(PlantedCaches, ControlPassesReducedPrecisionStorage) {
