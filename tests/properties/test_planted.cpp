@@ -82,15 +82,15 @@ TEST(PlantedCaches, StaleRowsAfterTruncateThenPrefillAreCaught) {
 }
 
 // "Every time", not for one seed: each deep-position bug against long_context over many
-// seeds, at --cases 100 and 50 (shrinking off: it is the catching that is counted here).
+// seeds, at --cases 50 (2 long cases; shrinking off: it is the catching that is counted).
 // Minutes of work, so not in CI: run with --gtest_also_run_disabled_tests.
 TEST(PlantedCaches, DISABLED_DeepBugsAreCaughtForEverySeed) {
   for (const char* impl : {"planted_offset_after_300", "planted_offset_after_3000",
                            "planted_fp16_after_2000", "planted_fp16_as_fp32",
                            "planted_bf16_as_fp32"}) {
-    for (int cases : {100, 50}) {
+    for (int cases : {50}) {
       int caught = 0, runs = 0;
-      for (int seed = 1; seed <= 10; ++seed) {
+      for (int seed = 1; seed <= 5; ++seed) {
         rc::detail::TestParams p = budget(cases, seed);
         p.disableShrinking = true;
         const Outcome o = run_property(find_property("long_context"), planted(impl), p);
