@@ -432,9 +432,24 @@ class Runner {
         << ids_text(ids);
       found("counters", m.str());
     }
-    if (holds_kv()) {
-      const std::uint64_t read = after.kv_bytes_read - before.kv_bytes_read;
-      const std::uint64_t row = 2ull * c.head_dim * dtype_size(c.dtype);
+    // kv_bytes_read: exact when the implementation declares its read model (registry.h,
+    // as op_counts checks it), else, for K/V caches, within one read per KV head .. per
+    // query head. The range alone misses a count per query head of a cache that reads per
+    // KV head (planted_gqa_overcount): both ends are legal reads of some implementation.
+    const std::uint64_t read = after.kv_bytes_read - before.kv_bytes_read;
+    const std::uint64_t row = 2ull * c.head_dim * dtype_size(c.dtype);
+    const std::uint64_t reads = impl_.caps.kv_row_reads(c.heads, c.kv_heads);
+    if (reads != 0) {
+      const std::uint64_t want = L * keys * row * reads;
+      if (read != want) {
+        m << "kv_bytes_read grew by " << read << ", expected L*sum(t+1)*2*d*"
+          << dtype_size(c.dtype) << "*" << reads << " = " << want << " (declared read model: "
+          << "each K/V row read " << impl_.caps.describe_kv_reads() << ", " << reads
+          << " reads for H=" << c.heads << ", H_kv=" << c.kv_heads << ") for decode "
+          << ids_text(ids);
+        found("counters", m.str());
+      }
+    } else if (holds_kv()) {
       const std::uint64_t lo = L * keys * row * c.kv_heads, hi = L * keys * row * c.heads;
       if (read < lo || read > hi) {
         m << "kv_bytes_read grew by " << read << ", outside [" << lo << ", " << hi

@@ -129,8 +129,11 @@ struct Report {
 //   - after every operation: the live ids and lengths match the shadow model; for K/V
 //     caches bytes_held == 2*L*H_kv*d*sizeof(fp32)*sum(T) <= bytes_reserved;
 //   - per decode call: qk_dot_products grows by L*H*sum(t+1), kv_projection_rows by L*batch
-//     (K/V cache) or L*sum(t+1) (none), kv_bytes_read within one read per KV head .. per
-//     query head; create/fork/truncate/drop compute nothing (both counters unchanged);
+//     (K/V cache) or L*sum(t+1) (none), kv_bytes_read by exactly
+//     L*sum(t+1)*2*d*sizeof(fp32)*caps.kv_row_reads(H, H_kv) when the implementation
+//     declares its read model (as op_counts), else (K/V caches) within one read per KV
+//     head .. per query head; create/fork/truncate/drop compute nothing (both counters
+//     unchanged);
 //   - fork copies, and truncate keeps, the cached K/V rows bitwise;
 //   - at the end: every output row ever returned within the suite's tolerance
 //     (properties/tolerance.h) of the float64 reference of the exact history it was

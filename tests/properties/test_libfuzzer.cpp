@@ -19,6 +19,7 @@
 #include "harness/weights.h"
 #include "properties/libfuzzer/fuzz_case.h"
 #include "properties/libfuzzer/fuzz_target.h"
+#include "tests/planted/planted_caches.h"
 
 namespace kvbench::fuzz {
 namespace {
@@ -292,6 +293,88 @@ TEST(FuzzPlanted, BytesHeldOverCountIsFound) {
 
 TEST(FuzzPlanted, BatchedCounterErrorIsFound) {
   expect_found(Bug::batched_count, "counters", "qk_dot_products grew by");
+}
+
+// ---- the planted K/V caches (tests/planted) ------------------------------------------------
+
+// What `KVBENCH_FUZZ_IMPLS=<variant> bash ci/fuzz.sh run 60` starts with: the committed seed
+// corpus. Every planted variant the fuzzer can reach (fp32, at most kMaxTokens token rows)
+// must be found by some seed, by the check that names its bug; the rest are out of reach by
+// construction (properties/README.md, "Coverage-guided fuzzing": the results table).
+struct PlantedWant {
+  const char* name;
+  const char* tag;    // Report::tag of the finding
+  const char* words;  // in Report::check
+};
+const PlantedWant kReachablePlanted[] = {
+    {"planted_read_past_end", "output", "is not finite"},  // the NaN poison of the next slot
+    {"planted_fp16_as_fp32", "output", "x the bound"},
+    {"planted_bf16_as_fp32", "output", "x the bound"},
+    {"planted_gqa_overcount", "counters", "declared read model"},
+    {"planted_prefill_after_truncate_stale", "output", "x the bound"},
+    {"planted_offset_after_300", "output", "x the bound"},  // the long_context seed
+};
+
+const Registry& planted_registry() {
+  static const Registry* registry = [] {
+    auto* r = new Registry;
+    kvbench::testing::register_planted_caches(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+TEST(FuzzPlantedCaches, SeedCorpusFindsEveryReachableVariant) {
+  for (const PlantedWant& want : kReachablePlanted) {
+    SCOPED_TRACE(want.name);
+    const ImplInfo& impl = planted_registry().get(want.name);
+    bool found = false;
+    for (const Seed& s : seed_inputs()) {
+      const Report r = run(impl, s.input);
+      if (!r.failed) continue;
+      found = true;
+      EXPECT_EQ(r.tag, want.tag) << s.name << ":\n" << r.describe();
+      EXPECT_NE(r.check.find(want.words), std::string::npos) << s.name << ":\n" << r.describe();
+      std::cout << want.name << ": found by seed " << s.name << " [" << r.tag << "]\n";
+      break;
+    }
+    EXPECT_TRUE(found) << "no committed seed finds " << want.name;
+  }
+}
+
+// The control (and the fuzzer's checks on it): no seed fails on the bug-free planted cache.
+TEST(FuzzPlantedCaches, ControlPassesEverySeed) {
+  const ImplInfo& impl = planted_registry().get("planted_reference_cache");
+  for (const Seed& s : seed_inputs()) {
+    const Report r = run(impl, s.input);
+    EXPECT_FALSE(r.failed) << s.name << ":\n" << r.describe();
+  }
+}
+
+// kv_bytes_read is exact under a declared read model: counting per query head while reading
+// per KV head stays inside the [H_kv, H] range an undeclared model gets, so only the exact
+// check finds it, and the shrinker takes it down to one decode of an empty GQA sequence.
+TEST(FuzzPlantedCaches, GqaOvercountIsFoundExactlyAndShrinks) {
+  const ImplInfo& impl = planted_registry().get("planted_gqa_overcount");
+  Header h;
+  h.heads = 2;  // kv_div 1: H_kv = 1
+  h.kv_div = 1;
+  h.capacity = 4;
+  const Input input = make_input(h, {op(OpKind::create), op(OpKind::prefill, 0, 2),
+                                     op(OpKind::decode, 0, 1)});
+  const Report r = run(impl, input);
+  ASSERT_TRUE(r.failed) << r.describe();
+  EXPECT_EQ(r.tag, "counters");
+  EXPECT_NE(r.check.find("kv_bytes_read grew by"), std::string::npos) << r.check;
+  EXPECT_NE(r.check.find("per KV head"), std::string::npos) << r.check;
+  // The same counts from the control pass: the check is exact, not merely tighter.
+  EXPECT_FALSE(run(planted_registry().get("planted_reference_cache"), input).failed);
+  const Input small = shrink([&](const Input& c) { return run(impl, c); }, input);
+  const Report again = run(impl, small);
+  ASSERT_TRUE(again.failed);
+  EXPECT_EQ(again.tag, "counters");
+  EXPECT_LE(again.executed_ops, 2) << again.describe();
+  std::cout << again.describe() << "\n";
 }
 
 // The path the fuzzer takes on a finding: a planted implementation named in
