@@ -121,7 +121,7 @@ ModelWeights permute(const ModelWeights& w, const Permutation& p) {
 }
 
 // Folds one fp32 run (of the permuted model when p is given) into the running maxima.
-void fold_sample(const ModelConfig& c, const ReferenceResult& ref64, const ReferenceResult& r32,
+void fold_sample(const ModelConfig& c, const ReferenceResult& ref64, const ReferenceResult& r,
                  const Permutation* p, F32Error& e) {
   const int T = ref64.tokens, dm = c.d_model, d = c.head_dim;
   const int R = static_cast<int>(e.outputs.size());  // output rows (all T, or the sampled)
@@ -129,7 +129,7 @@ void fold_sample(const ModelConfig& c, const ReferenceResult& ref64, const Refer
     double m = 0;
     for (int j = 0; j < dm; ++j) {
       const int orig = p ? p->pi[j] : j;  // permuted output j is original feature pi[j]
-      m = std::max(m, std::abs(r32.outputs[static_cast<std::size_t>(t * dm + j)] -
+      m = std::max(m, std::abs(r.outputs[static_cast<std::size_t>(t * dm + j)] -
                                ref64.outputs[static_cast<std::size_t>(t * dm + orig)]));
     }
     e.outputs[static_cast<std::size_t>(t)] = std::max(e.outputs[static_cast<std::size_t>(t)], m);
@@ -140,19 +140,25 @@ void fold_sample(const ModelConfig& c, const ReferenceResult& ref64, const Refer
       for (int i = 0; i < d; ++i) {
         const std::size_t at = static_cast<std::size_t>(t * d + i);
         const std::size_t orig = static_cast<std::size_t>(t * d + (p ? p->rho[i] : i));
-        mk = std::max(mk, std::abs(r32.k[b][at] - ref64.k[b][orig]));
-        mv = std::max(mv, std::abs(r32.v[b][at] - ref64.v[b][orig]));
+        mk = std::max(mk, std::abs(r.k[b][at] - ref64.k[b][orig]));
+        mv = std::max(mv, std::abs(r.v[b][at] - ref64.v[b][orig]));
       }
       e.k[b][static_cast<std::size_t>(t)] = std::max(e.k[b][static_cast<std::size_t>(t)], mk);
       e.v[b][static_cast<std::size_t>(t)] = std::max(e.v[b][static_cast<std::size_t>(t)], mv);
     }
   }
+  e.max_abs_score = std::max(e.max_abs_score, std::abs(r.max_abs_score - ref64.max_abs_score));
 }
 
 }  // namespace
 
-F32Error measure_f32_error(const ModelWeights& weights, const std::vector<float>& inputs,
-                           const ReferenceResult& ref64) {
+namespace {
+
+// The measured term: the evaluations of the model in `precision`, the unpermuted one
+// (when `with_unpermuted`) and the basis-permuted ones of samples 1 .. kF32Samples - 1.
+F32Error measure_error(const ModelWeights& weights, const std::vector<float>& inputs,
+                       const ReferenceResult& ref64, RefPrecision precision,
+                       bool with_unpermuted) {
   const ModelConfig& c = weights.config;
   require_reference(c, inputs, ref64);
   const std::size_t T = static_cast<std::size_t>(ref64.tokens);
@@ -160,8 +166,9 @@ F32Error measure_f32_error(const ModelWeights& weights, const std::vector<float>
   e.outputs.assign(ref64.rows.empty() ? T : ref64.rows.size(), 0.0);
   e.k.assign(ref64.k.size(), std::vector<double>(T, 0.0));
   e.v.assign(ref64.v.size(), std::vector<double>(T, 0.0));
-  fold_sample(c, ref64, reference_forward(weights, inputs, RefPrecision::f32, ref64.rows), nullptr,
-              e);
+  if (with_unpermuted) {
+    fold_sample(c, ref64, reference_forward(weights, inputs, precision, ref64.rows), nullptr, e);
+  }
   for (int s = 1; s < kF32Samples; ++s) {
     // Seeded by the sample number only: the same tolerance for the same case, every run.
     const Permutation p = random_permutation(c.d_model, c.head_dim, 0xF32ull + s);
@@ -170,50 +177,107 @@ F32Error measure_f32_error(const ModelWeights& weights, const std::vector<float>
     for (std::size_t t = 0; t < T; ++t) {
       for (std::size_t j = 0; j < dm; ++j) x[t * dm + j] = inputs[t * dm + p.pi[j]];
     }
-    fold_sample(c, ref64, reference_forward(permute(weights, p), x, RefPrecision::f32, ref64.rows), &p,
+    fold_sample(c, ref64, reference_forward(permute(weights, p), x, precision, ref64.rows), &p,
                 e);
   }
   return e;
 }
 
-std::vector<RowTolerance> output_tolerances(const ModelConfig& c,
-                                            const std::vector<float>& inputs,
-                                            const ReferenceResult& ref64, const F32Error& f32) {
+// measured term + floor_factor * u * L * M(r) per computed output row.
+std::vector<RowTolerance> row_tolerances(const ModelConfig& c, const std::vector<float>& inputs,
+                                         const ReferenceResult& ref64, const F32Error& err,
+                                         double floor_per_layer) {
   const std::size_t R = ref64.rows.empty() ? static_cast<std::size_t>(ref64.tokens)
                                            : ref64.rows.size();
-  require(f32.outputs.size() == R, "tolerance: f32 errors for ", f32.outputs.size(),
+  require(err.outputs.size() == R, "tolerance: measured errors for ", err.outputs.size(),
           " rows, reference has ", R);
   const std::vector<double> m = causal_magnitude(c, inputs, ref64);
   std::vector<RowTolerance> tol(R);
   for (std::size_t i = 0; i < R; ++i) {
     const std::size_t pos = ref64.rows.empty() ? i : static_cast<std::size_t>(ref64.rows[i]);
-    tol[i].f32_error = f32.outputs[i];
-    tol[i].floor = kFloorFactor * kF32UnitRoundoff * c.layers * m[pos];
+    tol[i].f32_error = err.outputs[i];
+    tol[i].floor = floor_per_layer * c.layers * m[pos];
   }
   return tol;
+}
+
+// measured term + floor_per_layer * (layer + 1) * M(r) per cached row of (layer, kv_head).
+std::vector<RowTolerance> cached_row_tolerances(const ModelConfig& c,
+                                                const std::vector<float>& inputs,
+                                                const ReferenceResult& ref64,
+                                                const F32Error& err, int layer, int kv_head,
+                                                bool values, double floor_per_layer) {
+  require(layer >= 0 && layer < c.layers && kv_head >= 0 && kv_head < c.kv_heads,
+          "tolerance: (layer ", layer, ", kv_head ", kv_head, ") out of range");
+  const std::vector<double> m = causal_magnitude(c, inputs, ref64);
+  const std::size_t block = static_cast<std::size_t>(layer * c.kv_heads + kv_head);
+  const std::vector<double>& e = values ? err.v[block] : err.k[block];
+  std::vector<RowTolerance> tol(static_cast<std::size_t>(ref64.tokens));
+  for (int t = 0; t < ref64.tokens; ++t) {
+    const std::size_t row = static_cast<std::size_t>(t);
+    tol[row].f32_error = e[row];
+    tol[row].floor = floor_per_layer * (layer + 1) * m[row];
+  }
+  return tol;
+}
+
+// Both operands of a float64 comparison round their own last operations (TWO FLOAT64
+// EVALUATIONS in tolerance.h): twice the fp32 floor's structure, at u = 2^-53.
+constexpr double kF64FloorPerLayer = 2 * kFloorFactor * kF64UnitRoundoff;
+
+}  // namespace
+
+F32Error measure_f32_error(const ModelWeights& weights, const std::vector<float>& inputs,
+                           const ReferenceResult& ref64) {
+  return measure_error(weights, inputs, ref64, RefPrecision::f32, true);
+}
+
+F32Error measure_f64_error(const ModelWeights& weights, const std::vector<float>& inputs,
+                           const ReferenceResult& ref64) {
+  // The unpermuted float64 evaluation is ref64 itself: it would add a zero sample.
+  return measure_error(weights, inputs, ref64, RefPrecision::f64, false);
+}
+
+std::vector<RowTolerance> output_tolerances(const ModelConfig& c,
+                                            const std::vector<float>& inputs,
+                                            const ReferenceResult& ref64, const F32Error& f32) {
+  return row_tolerances(c, inputs, ref64, f32, kFloorFactor * kF32UnitRoundoff);
 }
 
 std::vector<RowTolerance> kv_tolerances(const ModelConfig& c, const std::vector<float>& inputs,
                                         const ReferenceResult& ref64, const F32Error& f32,
                                         int layer, int kv_head, bool values) {
-  require(layer >= 0 && layer < c.layers && kv_head >= 0 && kv_head < c.kv_heads,
-          "tolerance: (layer ", layer, ", kv_head ", kv_head, ") out of range");
-  const std::vector<double> m = causal_magnitude(c, inputs, ref64);
-  const std::size_t block = static_cast<std::size_t>(layer * c.kv_heads + kv_head);
-  const std::vector<double>& err = values ? f32.v[block] : f32.k[block];
-  std::vector<RowTolerance> tol(static_cast<std::size_t>(ref64.tokens));
-  for (int t = 0; t < ref64.tokens; ++t) {
-    const std::size_t row = static_cast<std::size_t>(t);
-    tol[row].f32_error = err[row];
-    tol[row].floor = kFloorFactor * kF32UnitRoundoff * (layer + 1) * m[row];
-  }
+  return cached_row_tolerances(c, inputs, ref64, f32, layer, kv_head, values,
+                               kFloorFactor * kF32UnitRoundoff);
+}
+
+std::vector<RowTolerance> f64_output_tolerances(const ModelConfig& c,
+                                                const std::vector<float>& inputs,
+                                                const ReferenceResult& ref64,
+                                                const F32Error& f64) {
+  return row_tolerances(c, inputs, ref64, f64, kF64FloorPerLayer);
+}
+
+std::vector<RowTolerance> f64_kv_tolerances(const ModelConfig& c,
+                                            const std::vector<float>& inputs,
+                                            const ReferenceResult& ref64, const F32Error& f64,
+                                            int layer, int kv_head, bool values) {
+  return cached_row_tolerances(c, inputs, ref64, f64, layer, kv_head, values,
+                               kF64FloorPerLayer);
+}
+
+RowTolerance f64_score_tolerance(const ModelConfig& c, const ReferenceResult& ref64,
+                                 const F32Error& f64) {
+  RowTolerance tol;
+  tol.f32_error = f64.max_abs_score;
+  tol.floor = kF64FloorPerLayer * c.layers * ref64.max_abs_score;
   return tol;
 }
 
 namespace {
 
-template <typename Expected>
-Comparison compare_impl(const float* actual, const Expected* expected, int rows, int width,
+template <typename Actual, typename Expected>
+Comparison compare_impl(const Actual* actual, const Expected* expected, int rows, int width,
                         const RowTolerance* tol, double scale) {
   Comparison c;
   c.rows = rows;
@@ -224,7 +288,7 @@ Comparison compare_impl(const float* actual, const Expected* expected, int rows,
     double err = 0;
     int bad_col = -1;
     for (int j = 0; j < width; ++j) {
-      const double a = actual[base + j];
+      const double a = static_cast<double>(actual[base + j]);
       const double b = static_cast<double>(expected[base + j]);
       if (!std::isfinite(a) && bad_col < 0) bad_col = j;
       const double e = std::isfinite(a) ? std::abs(a - b) : INFINITY;
@@ -264,6 +328,11 @@ Comparison compare_rows(const float* actual, const double* expected, int rows, i
 }
 
 Comparison compare_rows(const float* actual, const float* expected, int rows, int width,
+                        const RowTolerance* tol, double tolerance_scale) {
+  return compare_impl(actual, expected, rows, width, tol, tolerance_scale);
+}
+
+Comparison compare_rows(const double* actual, const double* expected, int rows, int width,
                         const RowTolerance* tol, double tolerance_scale) {
   return compare_impl(actual, expected, rows, width, tol, tolerance_scale);
 }

@@ -85,6 +85,34 @@
 // COMPARING TWO RUNS of implementations (prefill vs. decode) without the reference in the
 // middle: each is within its tolerance of ref64, so by the triangle inequality they are
 // within the sum of the two (tolerance_scale = 2 in compare_rows).
+//
+// TWO FLOAT64 EVALUATIONS (f64_output_tolerances, f64_kv_tolerances, f64_score_tolerance):
+// the reference against another float64 evaluation of the same formula (the independent
+// scalar model of tests/harness/test_reference.cpp). Neither is exact, so the rule is the
+// same rule with float64 in the place of fp32:
+//
+//     err(r) <= 32 * err_f64(r) + floor_f64(r)
+//
+//   err_f64(r): measured as err_f32 is, at float64: max_j |ref64'[r][j] - ref64[r][j]| over
+//   the kF32Samples - 1 = 4 basis-permuted float64 evaluations ref64' (measure_f64_error;
+//   the unpermuted one would be ref64 itself). Each sample is the difference of two
+//   float64 rounding draws, as err(r) is: the same ratio-of-Gaussians argument, the same
+//   32. The samples share ref64's draw with err(r); given that draw they are independent
+//   with the same density bound, so the argument holds with the unconditional moment of
+//   X ~ N(0, 2 s^2): with 4 samples (0.798 / 32)^4 * 2^2 * E|Z|^4 = 3.9e-7 * 12 = 4.6e-6
+//   per single-source row. These comparisons run on fixed seeds (tests/harness), so they
+//   do not flake: they pass or fail the same way every run.
+//   floor_f64(r) = 2 * 8 * u64 * L * M(r), u64 = 2^-53: the fp32 floor's 4 final
+//   roundings per layer with gain sqrt(3) (see WHY A FLOOR), counted for BOTH operands,
+//   since each rounds its last operations in its own way and neither is the exact side.
+//   K/V rows: 2 * 8 * u64 * (l + 1) * M(r), as floor_kv. The largest |score| (one d-long
+//   dot product of projections of a layer input, then the 1/sqrt(d) scale):
+//   32 * its measured spread + 2 * 8 * u64 * L * max|score|.
+// HOW TIGHT (measured, test_reference.cpp's shapes, L <= 2, T <= 1100): the worst row
+// uses <= 6% of its allowance (the floor and the measured term are of similar size;
+// layer-0 K/V rows are exact in float64, products of fp32 values being exact there); a
+// 1e-10-relative change of the compared outputs exceeds it by 9e3-2e4x, a softmax scale of
+// 1/d instead of 1/sqrt(d) by 6e12-3e13x (tests/harness/test_reference.cpp checks both).
 #pragma once
 
 #include <string>
@@ -97,7 +125,8 @@
 namespace kvbench::props {
 
 inline constexpr double kF32UnitRoundoff = 1.0 / 16777216.0;  // u = 2^-24
-inline constexpr double kF32ReferenceFactor = 32.0;  // see "WHY 32 AND FOUR SAMPLES"
+inline constexpr double kF64UnitRoundoff = 1.0 / 9007199254740992.0;  // u = 2^-53
+inline constexpr double kF32ReferenceFactor = 32.0;  // see "WHY 32 AND FIVE SAMPLES"
 inline constexpr int kF32Samples = 5;                // fp32 evaluations behind err_f32
 inline constexpr double kFloorFactor = 8.0;          // 4 final roundings x sqrt(3), see above
 
@@ -114,13 +143,19 @@ struct RowTolerance {
 std::vector<double> causal_magnitude(const ModelConfig& config, const std::vector<float>& inputs,
                                      const ReferenceResult& ref64);
 
-// err_f32 of every output row and cached K/V row (see above).
+// The measured term of every output row and cached K/V row: err_f32 (see above), or
+// err_f64 for two float64 evaluations (TWO FLOAT64 EVALUATIONS).
 struct F32Error {
   std::vector<double> outputs;            // [T], or [rows] for a reference of sampled rows
   std::vector<std::vector<double>> k, v;  // [L * H_kv][T]
+  double max_abs_score = 0;               // spread of ReferenceResult::max_abs_score
 };
 // REQUIRES: ref64 = reference_forward(weights, inputs, f64).
 F32Error measure_f32_error(const ModelWeights& weights, const std::vector<float>& inputs,
+                           const ReferenceResult& ref64);
+// err_f64: the same measurement over the basis-permuted float64 evaluations.
+// REQUIRES: ref64 = reference_forward(weights, inputs, f64).
+F32Error measure_f64_error(const ModelWeights& weights, const std::vector<float>& inputs,
                            const ReferenceResult& ref64);
 
 // RETURNS: the tolerance of each output row the reference computed. [T] or [ref64.rows]
@@ -133,6 +168,20 @@ std::vector<RowTolerance> kv_tolerances(const ModelConfig& config,
                                         const std::vector<float>& inputs,
                                         const ReferenceResult& ref64, const F32Error& f32,
                                         int layer, int kv_head, bool values);
+
+// FLOAT64 against float64 (TWO FLOAT64 EVALUATIONS): f64 = measure_f64_error(...). The
+// measured term sits in RowTolerance::f32_error, scaled by the same kF32ReferenceFactor.
+std::vector<RowTolerance> f64_output_tolerances(const ModelConfig& config,
+                                                const std::vector<float>& inputs,
+                                                const ReferenceResult& ref64,
+                                                const F32Error& f64);
+std::vector<RowTolerance> f64_kv_tolerances(const ModelConfig& config,
+                                            const std::vector<float>& inputs,
+                                            const ReferenceResult& ref64, const F32Error& f64,
+                                            int layer, int kv_head, bool values);
+// The tolerance of ReferenceResult::max_abs_score.
+RowTolerance f64_score_tolerance(const ModelConfig& config, const ReferenceResult& ref64,
+                                 const F32Error& f64);
 
 // The verdict of compare_rows, with what a failure report needs.
 struct Comparison {
@@ -164,5 +213,8 @@ Comparison compare_rows(const float* actual, const double* expected, int rows, i
 // Same, with the second operand an fp32 run (prefill vs. decode).
 Comparison compare_rows(const float* actual, const float* expected, int rows, int width,
                         const RowTolerance* tol, double tolerance_scale);
+// Same, with a float64 first operand (two float64 evaluations).
+Comparison compare_rows(const double* actual, const double* expected, int rows, int width,
+                        const RowTolerance* tol, double tolerance_scale = 1.0);
 
 }  // namespace kvbench::props

@@ -12,42 +12,38 @@
 #include "harness/error.h"
 #include "harness/reference.h"
 #include "harness/registry.h"
-#include "tests/harness/attention_error_bound.h"
+#include "properties/tolerance.h"
+#include "properties/workload.h"
 
 namespace kvbench {
 namespace {
 
-// ---- tolerance: the project's derived bound (tests/harness/attention_error_bound.h) ------
+// ---- tolerance: the one policy of properties/tolerance.h -----------------------------------
 
-double max_abs(const std::vector<double>& values) {
-  double m = 0.0;
-  for (double v : values) m = std::max(m, std::fabs(v));
-  return m;
+// The float64 reference of `inputs` with the policy's per-row tolerances.
+props::Expected expected(const ModelConfig& c, const std::vector<float>& inputs) {
+  return props::expected_outputs(*ModelWeights::from_seed(c), inputs);
 }
 
-// Per output element, for an fp32 evaluation against the float64 reference.
-double output_tolerance(const ModelConfig& c, int tokens, const ReferenceResult& ref) {
-  return testing_bounds::attention_error_bound(c, tokens, ref.max_abs_score, max_abs(ref.outputs),
-                                               testing_bounds::kUnitRoundoffF32);
+// `got` holds the output rows [first, first + n) of the history; the policy's verdict.
+props::Comparison check_rows(const std::vector<float>& got, const props::Expected& e, int first,
+                             int n, int width) {
+  EXPECT_EQ(got.size(), static_cast<std::size_t>(n) * width);
+  if (got.size() != static_cast<std::size_t>(n) * width) return props::Comparison{false};
+  return props::compare_rows(got.data(), e.f64.outputs.data() + static_cast<std::size_t>(first) * width,
+                             n, width, e.tol.data() + first);
 }
 
-// Per K or V element: the same bound with the rows' own magnitude.
-double kv_tolerance(const ModelConfig& c, int tokens, const ReferenceResult& ref,
-                    const std::vector<double>& rows) {
-  return testing_bounds::attention_error_bound(c, tokens, ref.max_abs_score, max_abs(rows),
-                                               testing_bounds::kUnitRoundoffF32);
-}
-
-// Largest |a - b| over the rows [first, first + n) of the reference outputs.
-double max_abs_diff(const std::vector<float>& got, const ReferenceResult& ref, int first,
-                    int n, int width) {
-  double worst = 0.0;
-  for (std::size_t i = 0; i < static_cast<std::size_t>(n) * width; ++i) {
-    const double want = ref.outputs[static_cast<std::size_t>(first) * width + i];
-    const double diff = std::fabs(static_cast<double>(got[i]) - want);
-    worst = std::isnan(diff) ? INFINITY : std::max(worst, diff);
-  }
-  return worst;
+// The cached K (values = false) or V rows of (layer, kv_head) against the reference's.
+props::Comparison check_kv(const std::vector<float>& got, const ModelConfig& c,
+                           const std::vector<float>& inputs, const props::Expected& e, int layer,
+                           int kv_head, bool values) {
+  const std::size_t block = static_cast<std::size_t>(layer * c.kv_heads + kv_head);
+  const std::vector<double>& want = values ? e.f64.v[block] : e.f64.k[block];
+  EXPECT_EQ(got.size(), want.size());
+  if (got.size() != want.size()) return props::Comparison{false};
+  const auto tol = props::kv_tolerances(c, inputs, e.f64, e.f32, layer, kv_head, values);
+  return props::compare_rows(got.data(), want.data(), e.f64.tokens, c.head_dim, tol.data());
 }
 
 ModelConfig shape(int layers, int d_model, int heads, int kv_heads, int head_dim, int capacity) {
@@ -116,19 +112,18 @@ TEST_P(CpuImpl, MatchesReferenceOnFixedShapes) {
     const ModelConfig& c = tc.config;
     const int total = tc.prompt + tc.decode;
     const std::vector<float> inputs = InputStream(11).rows(total, c.d_model, tc.input_scale);
-    const ReferenceResult ref = reference_forward(*ModelWeights::from_seed(c), inputs);
-    const double tol = output_tolerance(c, total, ref);
+    const props::Expected e = expected(c, inputs);
 
     auto cache = make(c);
     const SeqId id = cache->create_sequence();
     const std::vector<float> prompt(inputs.begin(), inputs.begin() + tc.prompt * c.d_model);
-    EXPECT_LE(max_abs_diff(cache->prefill(id, prompt), ref, 0, tc.prompt, c.d_model), tol)
-        << "prefill";
+    const props::Comparison pre = check_rows(cache->prefill(id, prompt), e, 0, tc.prompt, c.d_model);
+    EXPECT_TRUE(pre.ok) << "prefill: " << pre.describe();
     for (int t = tc.prompt; t < total; ++t) {
       const std::vector<float> row(inputs.begin() + t * c.d_model,
                                    inputs.begin() + (t + 1) * c.d_model);
-      EXPECT_LE(max_abs_diff(cache->decode({id}, row), ref, t, 1, c.d_model), tol)
-          << "decode step at position " << t;
+      const props::Comparison step = check_rows(cache->decode({id}, row), e, t, 1, c.d_model);
+      EXPECT_TRUE(step.ok) << "decode step at position " << t << ": " << step.describe();
     }
     if (!holds_kv()) continue;
     for (int l = 0; l < c.layers; ++l) {
@@ -136,14 +131,10 @@ TEST_P(CpuImpl, MatchesReferenceOnFixedShapes) {
         const KvRows rows = cache->read_kv(id, l, g);
         ASSERT_EQ(rows.length, total);
         ASSERT_EQ(rows.head_dim, c.head_dim);
-        const auto& rk = ref.k[static_cast<std::size_t>(l * c.kv_heads + g)];
-        const auto& rv = ref.v[static_cast<std::size_t>(l * c.kv_heads + g)];
-        const double tol_k = kv_tolerance(c, total, ref, rk);
-        const double tol_v = kv_tolerance(c, total, ref, rv);
-        for (std::size_t i = 0; i < rk.size(); ++i) {
-          ASSERT_NEAR(rows.k[i], rk[i], tol_k) << "K layer " << l << " head " << g << " i " << i;
-          ASSERT_NEAR(rows.v[i], rv[i], tol_v) << "V layer " << l << " head " << g << " i " << i;
-        }
+        const props::Comparison k = check_kv(rows.k, c, inputs, e, l, g, false);
+        const props::Comparison v = check_kv(rows.v, c, inputs, e, l, g, true);
+        EXPECT_TRUE(k.ok) << "K layer " << l << " head " << g << ": " << k.describe();
+        EXPECT_TRUE(v.ok) << "V layer " << l << " head " << g << ": " << v.describe();
       }
     }
   }
@@ -157,11 +148,10 @@ TEST_P(CpuImpl, RaggedBatchOfThree) {
   auto cache = make(c);
   std::vector<SeqId> ids;
   std::vector<std::vector<float>> inputs;
-  std::vector<ReferenceResult> refs;
-  auto weights = ModelWeights::from_seed(c);
+  std::vector<props::Expected> refs;
   for (int s = 0; s < 3; ++s) {
     inputs.push_back(InputStream(100 + s).rows(prompts[s] + steps, c.d_model));
-    refs.push_back(reference_forward(*weights, inputs.back()));
+    refs.push_back(expected(c, inputs.back()));
     ids.push_back(cache->create_sequence());
     cache->prefill(ids[s], std::vector<float>(inputs[s].begin(),
                                               inputs[s].begin() + prompts[s] * c.d_model));
@@ -177,9 +167,8 @@ TEST_P(CpuImpl, RaggedBatchOfThree) {
       const std::vector<float> mine(out.begin() + s * c.d_model,
                                     out.begin() + (s + 1) * c.d_model);
       const int pos = prompts[s] + step;
-      EXPECT_LE(max_abs_diff(mine, refs[s], pos, 1, c.d_model),
-                output_tolerance(c, prompts[s] + steps, refs[s]))
-          << "sequence " << s << " position " << pos;
+      const props::Comparison got = check_rows(mine, refs[s], pos, 1, c.d_model);
+      EXPECT_TRUE(got.ok) << "sequence " << s << " position " << pos << ": " << got.describe();
     }
   }
 }
@@ -193,7 +182,6 @@ TEST_P(CpuImpl, ForkThenDivergeAndTruncateThenReplay) {
   const std::vector<float> prompt = rng.rows(p, c.d_model);
   const std::vector<float> a = rng.rows(4, c.d_model), b = rng.rows(4, c.d_model);
   const std::vector<float> replay = rng.rows(6, c.d_model);
-  auto weights = ModelWeights::from_seed(c);
   auto concat = [&](std::vector<float> head, const std::vector<float>& tail, int tail_rows) {
     head.insert(head.end(), tail.begin(), tail.begin() + tail_rows * c.d_model);
     return head;
@@ -212,25 +200,27 @@ TEST_P(CpuImpl, ForkThenDivergeAndTruncateThenReplay) {
     out_parent.insert(out_parent.end(), out.begin(), out.begin() + c.d_model);
     out_child.insert(out_child.end(), out.begin() + c.d_model, out.end());
   }
-  const auto ref_parent = reference_forward(*weights, concat(prompt, a, 4));
-  const auto ref_child = reference_forward(*weights, concat(prompt, b, 4));
-  EXPECT_LE(max_abs_diff(out_parent, ref_parent, p, 4, c.d_model),
-            output_tolerance(c, p + 4, ref_parent));
-  EXPECT_LE(max_abs_diff(out_child, ref_child, p, 4, c.d_model),
-            output_tolerance(c, p + 4, ref_child));
+  const props::Comparison got_parent =
+      check_rows(out_parent, expected(c, concat(prompt, a, 4)), p, 4, c.d_model);
+  const props::Comparison got_child =
+      check_rows(out_child, expected(c, concat(prompt, b, 4)), p, 4, c.d_model);
+  EXPECT_TRUE(got_parent.ok) << "parent: " << got_parent.describe();
+  EXPECT_TRUE(got_child.ok) << "child: " << got_child.describe();
 
   // Roll the child back into the prompt (past the fork point) and replay other tokens.
   cache->truncate(child, 5);
   ASSERT_EQ(cache->length(child), 5);
   const std::vector<float> kept(prompt.begin(), prompt.begin() + 5 * c.d_model);
-  const auto ref_replay = reference_forward(*weights, concat(kept, replay, 6));
-  const std::vector<float> out = cache->prefill(child, replay);
-  EXPECT_LE(max_abs_diff(out, ref_replay, 5, 6, c.d_model), output_tolerance(c, 11, ref_replay));
+  const props::Comparison got_replay =
+      check_rows(cache->prefill(child, replay), expected(c, concat(kept, replay, 6)), 5, 6,
+                 c.d_model);
+  EXPECT_TRUE(got_replay.ok) << "replay: " << got_replay.describe();
   // The parent is untouched by its child's rollback.
   const std::vector<float> next = rng.rows(1, c.d_model);
-  const auto ref_next = reference_forward(*weights, concat(concat(prompt, a, 4), next, 1));
-  EXPECT_LE(max_abs_diff(cache->decode({parent}, next), ref_next, p + 4, 1, c.d_model),
-            output_tolerance(c, p + 5, ref_next));
+  const props::Comparison got_next =
+      check_rows(cache->decode({parent}, next), expected(c, concat(concat(prompt, a, 4), next, 1)),
+                 p + 4, 1, c.d_model);
+  EXPECT_TRUE(got_next.ok) << "parent after the child's rollback: " << got_next.describe();
 }
 
 // ---- exact counters ------------------------------------------------------------------

@@ -27,7 +27,8 @@
 #include "impls/cuda_plan.h"
 #include "impls/cuda_support.h"
 #include "impls/cuda_timing.h"
-#include "tests/harness/attention_error_bound.h"
+#include "properties/tolerance.h"
+#include "properties/workload.h"
 #include "tests/impls/test_cuda_check.h"
 
 namespace kvbench {
@@ -515,8 +516,9 @@ TEST(CudaCachedGpu, ForkAndRollbackMatchFreshSequencesExactly) {
   EXPECT_EQ(cache->decode({parent}, x), want) << "rollback then replay";
 }
 
-// Two layers against the float64 LibTorch reference (tolerance: tests/harness/
-// attention_error_bound.h, as for the CPU implementations).
+// Two layers against the float64 LibTorch reference, with the one tolerance policy of
+// properties/tolerance.h (props::expected_outputs, compare_rows), as the property suite
+// and the CPU implementations' tests use it.
 TEST(CudaCachedGpu, TwoLayersMatchTheReference) {
   SKIP_WITHOUT_GPU();
   ModelConfig c = shape(64, 4, 2, 16, 160, DType::f32);
@@ -524,11 +526,7 @@ TEST(CudaCachedGpu, TwoLayersMatchTheReference) {
   const int prompt = 100;
   const int total = 120;
   const std::vector<float> inputs = InputStream(17).rows(total, c.d_model);
-  const ReferenceResult ref = reference_forward(*ModelWeights::from_seed(c), inputs);
-  double max_abs = 1.0;
-  for (double v : ref.outputs) max_abs = std::max(max_abs, std::fabs(v));
-  const double tol = testing_bounds::attention_error_bound(c, total, ref.max_abs_score, max_abs,
-                                                           testing_bounds::kUnitRoundoffF32);
+  const props::Expected e = props::expected_outputs(*ModelWeights::from_seed(c), inputs);
   auto cache = make_cache("cuda_cached", c, ImplOptions{1, true});
   const SeqId id = cache->create_sequence();
   std::vector<float> out = cache->prefill(
@@ -538,9 +536,10 @@ TEST(CudaCachedGpu, TwoLayersMatchTheReference) {
         {id}, std::vector<float>(inputs.begin() + t * c.d_model, inputs.begin() + (t + 1) * c.d_model));
     out.insert(out.end(), row.begin(), row.end());
   }
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    ASSERT_NEAR(out[i], ref.outputs[i], tol) << "row " << i / c.d_model;
-  }
+  ASSERT_EQ(out.size(), e.f64.outputs.size());
+  const props::Comparison r =
+      props::compare_rows(out.data(), e.f64.outputs.data(), total, c.d_model, e.tol.data());
+  EXPECT_TRUE(r.ok) << r.describe();
 }
 
 // ---- GPU: errors -------------------------------------------------------------------------------

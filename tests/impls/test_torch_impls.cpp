@@ -1,6 +1,6 @@
 // torch_cached and torch_static against the float64 reference, on a few fixed small models:
 // prefill, chunked prefill, ragged batched decode, fork, truncate, read_kv, and the exact
-// counters and memory figures. Tolerances: tests/harness/attention_error_bound.h.
+// counters and memory figures. Tolerances: the one policy of properties/tolerance.h.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,7 +12,8 @@
 #include "harness/error.h"
 #include "harness/reference.h"
 #include "harness/registry.h"
-#include "tests/harness/attention_error_bound.h"
+#include "properties/tolerance.h"
+#include "properties/workload.h"
 
 namespace kvbench {
 namespace {
@@ -42,28 +43,21 @@ void append(std::vector<float>& to, const std::vector<float>& rows) {
   to.insert(to.end(), rows.begin(), rows.end());
 }
 
-double max_abs(const std::vector<double>& values) {
-  double m = 0;
-  for (double v : values) m = std::max(m, std::abs(v));
-  return m;
-}
-
 // Checks `got` rows against the reference over the whole history `inputs`; `got` are the
-// last got.size() / d_model rows of the history.
+// last got.size() / d_model rows of the history. Tolerance: props::expected_outputs.
 void expect_matches_reference(const KvCache& cache, const std::vector<float>& inputs,
                               const std::vector<float>& got, const std::string& what) {
   const ModelConfig& c = cache.config();
-  const ReferenceResult ref = reference_forward(cache.weights(), inputs);
-  const double tol = testing_bounds::attention_error_bound(
-      c, ref.tokens, ref.max_abs_score, max_abs(ref.outputs), testing_bounds::kUnitRoundoffF32);
-  // A bound this wide would hide real bugs (they move outputs by 1e-2 or more).
-  ASSERT_LT(tol, 1e-3) << what;
-  const std::size_t offset = ref.outputs.size() - got.size();
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    ASSERT_NEAR(got[i], ref.outputs[offset + i], tol)
-        << what << ": row " << (offset + i) / c.d_model << " column " << i % c.d_model
-        << " of " << c.describe();
-  }
+  const props::Expected e = props::expected_outputs(cache.weights(), inputs);
+  const int n = static_cast<int>(got.size()) / c.d_model;
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(n) * c.d_model) << what;
+  ASSERT_LE(n, e.f64.tokens) << what;
+  const int first = e.f64.tokens - n;
+  const props::Comparison r =
+      props::compare_rows(got.data(), e.f64.outputs.data() + static_cast<std::size_t>(first) * c.d_model,
+                          n, c.d_model, e.tol.data() + first);
+  EXPECT_TRUE(r.ok) << what << " (rows " << first << ".." << e.f64.tokens - 1 << " of "
+                    << c.describe() << "): " << r.describe();
 }
 
 class TorchImpl : public ::testing::TestWithParam<std::string> {
@@ -109,24 +103,25 @@ TEST_P(TorchImpl, PrefillThenDecodeMatchesReference) {
     for (int t = 5; t < 11; ++t) append(got, cache->decode({id}, rows_of(inputs, t, 1, c.d_model)));
     expect_matches_reference(*cache, inputs, got, m.label);
 
-    const ReferenceResult ref = reference_forward(cache->weights(), inputs);
+    const props::Expected e = props::expected_outputs(cache->weights(), inputs);
     for (int l = 0; l < c.layers; ++l) {
       for (int g = 0; g < c.kv_heads; ++g) {
         const KvRows rows = cache->read_kv(id, l, g);
-        const auto& k = ref.k[static_cast<std::size_t>(l * c.kv_heads + g)];
-        const auto& v = ref.v[static_cast<std::size_t>(l * c.kv_heads + g)];
+        const auto& k = e.f64.k[static_cast<std::size_t>(l * c.kv_heads + g)];
+        const auto& v = e.f64.v[static_cast<std::size_t>(l * c.kv_heads + g)];
         ASSERT_EQ(rows.length, 11);
         ASSERT_EQ(rows.head_dim, c.head_dim);
         ASSERT_EQ(rows.k.size(), k.size());
-        // K and V are projections of a layer's input: the bound with their own magnitude.
-        const double tol_k = testing_bounds::attention_error_bound(
-            c, 11, ref.max_abs_score, max_abs(k), testing_bounds::kUnitRoundoffF32);
-        const double tol_v = testing_bounds::attention_error_bound(
-            c, 11, ref.max_abs_score, max_abs(v), testing_bounds::kUnitRoundoffF32);
-        for (std::size_t i = 0; i < k.size(); ++i) {
-          ASSERT_NEAR(rows.k[i], k[i], tol_k) << m.label << " layer " << l << " head " << g;
-          ASSERT_NEAR(rows.v[i], v[i], tol_v) << m.label << " layer " << l << " head " << g;
-        }
+        ASSERT_EQ(rows.v.size(), v.size());
+        // K and V rows: the policy's cached-row tolerances (kv_tolerances).
+        const auto tol_k = props::kv_tolerances(c, inputs, e.f64, e.f32, l, g, false);
+        const auto tol_v = props::kv_tolerances(c, inputs, e.f64, e.f32, l, g, true);
+        const props::Comparison rk =
+            props::compare_rows(rows.k.data(), k.data(), 11, c.head_dim, tol_k.data());
+        const props::Comparison rv =
+            props::compare_rows(rows.v.data(), v.data(), 11, c.head_dim, tol_v.data());
+        EXPECT_TRUE(rk.ok) << m.label << " K layer " << l << " head " << g << ": " << rk.describe();
+        EXPECT_TRUE(rv.ok) << m.label << " V layer " << l << " head " << g << ": " << rv.describe();
       }
     }
   }
