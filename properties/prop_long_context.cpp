@@ -92,41 +92,13 @@ int draw_long_length(int max_tokens) {
   });
 }
 
-struct LongPlan {
-  int prompt = 0;
-  int steps = 1;
-  std::vector<int> chunks;  // the prompt's prefill calls (sum = prompt)
-  int tokens() const { return prompt + steps; }
-};
-
+// A long case is a Workload (workload.h: its token rows, its replay with ragged, shuffled
+// decode steps) whose seqs[0] is the long sequence, plus the shape of that sequence.
 struct LongCase {
-  ModelConfig config;
-  ImplOptions options;
+  Workload w;
   bool decode_mode = false;
-  std::vector<LongPlan> seqs;  // [0] is the long one
-  std::uint64_t input_seed = 0;
-
-  std::vector<float> history(std::size_t i) const {
-    InputStream stream(input_seed * 0x9E3779B97F4A7C15ull + i + 1);
-    return stream.rows(seqs[i].tokens(), config.d_model);
-  }
   std::string describe() const {
-    std::ostringstream out;
-    out << config.describe() << "; threads " << options.threads << "; "
-        << (decode_mode ? "decode run" : "long prefill") << "; input seed " << input_seed
-        << "; " << seqs.size() << " seqs (prompt [chunks] + steps):";
-    for (std::size_t i = 0; i < seqs.size(); ++i) {
-      out << (i ? ", " : " ") << seqs[i].prompt;
-      if (seqs[i].chunks.size() > 1) {
-        out << " [";
-        for (std::size_t c = 0; c < seqs[i].chunks.size(); ++c) {
-          out << (c ? "+" : "") << seqs[i].chunks[c];
-        }
-        out << "]";
-      }
-      out << "+" << seqs[i].steps;
-    }
-    return out.str();
+    return (decode_mode ? "decode run; " : "long prefill; ") + w.describe();
   }
 };
 
@@ -145,7 +117,8 @@ std::vector<int> draw_chunks(int prompt) {
 }
 
 LongCase gen_long_case(const ImplInfo& impl) {
-  LongCase w;
+  LongCase lc;
+  Workload& w = lc.w;
   const int max_tokens = g_max_tokens;
   const int T = draw_long_length(max_tokens);
   ModelConfig& c = w.config;
@@ -167,9 +140,9 @@ LongCase gen_long_case(const ImplInfo& impl) {
   // Decode runs: up to 4096 steps; an implementation that re-projects its prefix every
   // step (no K/V cache) pays O(T) per step, so it gets at most 16.
   const int max_run = impl.caps.holds_kv_cache ? 4096 : 16;
-  w.decode_mode = *uniform_shrinking_to(0, 1, 0) == 1;
-  LongPlan lp;
-  if (w.decode_mode) {
+  lc.decode_mode = *uniform_shrinking_to(0, 1, 0) == 1;
+  SequencePlan lp;
+  if (lc.decode_mode) {
     lp.steps = std::min({T, max_run, *uniform_shrinking_to(1, T, 1)});
     lp.steps = std::max(lp.steps, std::min(T, max_run) / 2);  // a long run
   } else {
@@ -181,7 +154,7 @@ LongCase gen_long_case(const ImplInfo& impl) {
 
   const int shorts = *uniform_shrinking_to(0, 3, 0);
   for (int i = 0; i < shorts; ++i) {
-    LongPlan s;
+    SequencePlan s;
     const int t = *uniform_shrinking_to(1, 300, 1);
     s.steps = std::min(t, std::max(1, *uniform_shrinking_to(1, lp.steps, 1)));
     s.prompt = t - s.steps;
@@ -189,14 +162,13 @@ LongCase gen_long_case(const ImplInfo& impl) {
     w.seqs.push_back(s);
   }
   w.input_seed = static_cast<std::uint64_t>(*uniform_shrinking_to(0, 1 << 20, 0));
-  int longest = 0;
-  for (const LongPlan& s : w.seqs) longest = std::max(longest, s.tokens());
-  c.capacity = longest + *uniform_shrinking_to(0, 3, 0);
-  return w;
+  w.order_seed = static_cast<std::uint64_t>(*uniform_shrinking_to(0, 1 << 20, 0));
+  c.capacity = w.max_tokens() + *uniform_shrinking_to(0, 3, 0);
+  return lc;
 }
 
 // The rows of a sequence whose outputs are compared (ascending positions < T).
-std::vector<int> checked_rows(const LongPlan& s, std::uint64_t seed) {
+std::vector<int> checked_rows(const SequencePlan& s, std::uint64_t seed) {
   const int T = s.tokens();
   if (T <= 1024) {
     std::vector<int> all(static_cast<std::size_t>(T));
@@ -221,49 +193,20 @@ std::vector<int> checked_rows(const LongPlan& s, std::uint64_t seed) {
 }
 
 void long_body(const ImplInfo& impl) {
-  const LongCase w = gen_long_case(impl);
+  const LongCase lc = gen_long_case(impl);
+  const Workload& w = lc.w;
   const auto weights = ModelWeights::from_seed(w.config);
   auto cache = make_instance(impl, weights, w.options);
   const std::size_t dm = static_cast<std::size_t>(w.config.d_model);
   const std::size_t batch = w.seqs.size();
-  std::vector<std::vector<float>> tokens(batch), outputs(batch);
-  std::vector<SeqId> ids;
-  for (std::size_t i = 0; i < batch; ++i) {
-    tokens[i] = w.history(i);
-    ids.push_back(cache->create_sequence());
-    int pos = 0;
-    for (int n : w.seqs[i].chunks) {
-      const std::vector<float> x(tokens[i].begin() + static_cast<long>(pos * dm),
-                                 tokens[i].begin() + static_cast<long>((pos + n) * dm));
-      const std::vector<float> y = cache->prefill(ids[i], x);
-      outputs[i].insert(outputs[i].end(), y.begin(), y.end());
-      pos += n;
-    }
-  }
-  // Ragged decode: step s decodes every sequence with more than s steps, in one call.
-  for (int step = 0;; ++step) {
-    std::vector<SeqId> step_ids;
-    std::vector<std::size_t> which;
-    std::vector<float> x;
-    for (std::size_t i = 0; i < batch; ++i) {
-      if (w.seqs[i].steps <= step) continue;
-      const std::size_t pos = static_cast<std::size_t>(w.seqs[i].prompt + step);
-      step_ids.push_back(ids[i]);
-      which.push_back(i);
-      x.insert(x.end(), tokens[i].begin() + static_cast<long>(pos * dm),
-               tokens[i].begin() + static_cast<long>((pos + 1) * dm));
-    }
-    if (step_ids.empty()) break;
-    const std::vector<float> y = cache->decode(step_ids, x);
-    for (std::size_t k = 0; k < which.size(); ++k) {
-      outputs[which[k]].insert(outputs[which[k]].end(), y.begin() + static_cast<long>(k * dm),
-                               y.begin() + static_cast<long>((k + 1) * dm));
-    }
-  }
+  const std::vector<std::vector<float>> tokens = w.histories();
+  const Replay r = replay(*cache, w, tokens);
+  const std::vector<SeqId>& ids = r.ids;
+  const std::vector<std::vector<float>>& outputs = r.outputs;
 
   const ModelConfig& c = w.config;
   for (std::size_t i = 0; i < batch; ++i) {
-    const LongPlan& s = w.seqs[i];
+    const SequencePlan& s = w.seqs[i];
     const int T = s.tokens();
     RC_ASSERT(outputs[i].size() == static_cast<std::size_t>(T) * dm);
     const std::vector<int> rows = checked_rows(s, w.input_seed + i);
@@ -283,7 +226,7 @@ void long_body(const ImplInfo& impl) {
       where << "outputs vs float64 reference, sequence " << i << " (" << T << " tokens, "
             << rows.size() << " rows checked), worst row is position " << pos << " ("
             << (pos < s.prompt ? "prefill" : "decode step") << ")";
-      require_close(cmp, where.str(), w.describe());
+      require_close(cmp, where.str(), lc.describe());
     }
     if (!impl.caps.holds_kv_cache) continue;
     for (int l = 0; l < c.layers; ++l) {
@@ -294,7 +237,7 @@ void long_body(const ImplInfo& impl) {
         if (kv.length != T || kv.k.size() != static_cast<std::size_t>(T) * c.head_dim ||
             kv.v.size() != kv.k.size()) {
           fail_case("read_kv shape: " + where.str() + " returned length " +
-                    std::to_string(kv.length) + "\n  case: " + w.describe());
+                    std::to_string(kv.length) + "\n  case: " + lc.describe());
         }
         const std::size_t block = static_cast<std::size_t>(l * c.kv_heads + g);
         for (bool values : {false, true}) {
@@ -307,7 +250,7 @@ void long_body(const ImplInfo& impl) {
             where << ", worst position " << kc.worst_row;
             require_close(kc, std::string(values ? "cached V" : "cached K") +
                                   " vs reference, " + where.str(),
-                          w.describe());
+                          lc.describe());
           }
         }
       }

@@ -209,7 +209,15 @@ std::string Workload::describe() const {
       << input_scale << ", input seed " << input_seed << "; " << seqs.size()
       << " seqs (prompt+steps):";
   for (std::size_t i = 0; i < seqs.size(); ++i) {
-    out << (i ? ", " : " ") << seqs[i].prompt << "+" << seqs[i].steps;
+    out << (i ? ", " : " ") << seqs[i].prompt;
+    if (seqs[i].chunks.size() > 1) {
+      out << " [";
+      for (std::size_t c = 0; c < seqs[i].chunks.size(); ++c) {
+        out << (c ? "+" : "") << seqs[i].chunks[c];
+      }
+      out << "]";
+    }
+    out << "+" << seqs[i].steps;
   }
   return out.str();
 }
@@ -255,11 +263,20 @@ Replay replay(KvCache& cache, const Workload& w, const std::vector<std::vector<f
   for (int i = 0; i < batch; ++i) {
     const SeqId id = cache.create_sequence();
     r.ids.push_back(id);
-    const std::size_t p = static_cast<std::size_t>(w.seqs[static_cast<std::size_t>(i)].prompt);
+    const SequencePlan& s = w.seqs[static_cast<std::size_t>(i)];
     const auto& h = tokens[static_cast<std::size_t>(i)];
+    auto& out = r.outputs[static_cast<std::size_t>(i)];
     // An empty prompt is prefilled too: prefill of 0 rows must be accepted and do nothing.
-    r.outputs[static_cast<std::size_t>(i)] =
-        cache.prefill(id, std::vector<float>(h.begin(), h.begin() + static_cast<long>(p * dm)));
+    const std::vector<int> calls = s.chunks.empty() ? std::vector<int>{s.prompt} : s.chunks;
+    std::size_t pos = 0;
+    for (int n : calls) {
+      const std::size_t end = pos + static_cast<std::size_t>(n);
+      const std::vector<float> y = cache.prefill(
+          id, std::vector<float>(h.begin() + static_cast<long>(pos * dm),
+                                 h.begin() + static_cast<long>(end * dm)));
+      out.insert(out.end(), y.begin(), y.end());
+      pos = end;
+    }
   }
   for (int step = 0;; ++step) {
     std::vector<int> active;

@@ -113,6 +113,7 @@ ImplOptions gen_options(const ImplInfo& impl);
 struct SequencePlan {
   int prompt = 0;
   int steps = 1;
+  std::vector<int> chunks;  // the prompt's prefill calls (sum = prompt); empty: one call
   int tokens() const { return prompt + steps; }
 };
 
