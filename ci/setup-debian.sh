@@ -11,18 +11,4 @@ packages=(build-essential cmake ninja-build pkg-config
           libopenblas0-openmp
           # compare.py (libbenchmark-tools) imports them.
           python3-scipy python3-numpy)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all Debian packages present"
-  exit 0
-fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "setup: done"
+exec bash "$(dirname "$0")/apt-install.sh" setup "${packages[@]}"

@@ -19,6 +19,7 @@
 #include "harness/weights.h"
 #include "properties/libfuzzer/fuzz_case.h"
 #include "properties/libfuzzer/fuzz_target.h"
+#include "tests/planted/forwarding_cache.h"
 #include "tests/planted/planted_caches.h"
 
 namespace kvbench::fuzz {
@@ -170,72 +171,36 @@ enum class Bug {
   batched_count,   // qk_dot_products one too many on batched decode calls
 };
 
-class Planted final : public KvCache {
+class Planted final : public testing::ForwardingCache {
  public:
   Planted(std::shared_ptr<const ModelWeights> w, const ImplOptions& o, Bug bug)
-      : KvCache("fuzz_planted", w, o),
-        inner_(Registry::global().get("cpu_cached").create(w, o)),
-        bug_(bug) {}
+      : ForwardingCache("fuzz_planted", "cpu_cached", std::move(w), o), bug_(bug) {}
 
  private:
-  void sync() {
-    const Stats s = inner_->stats();
-    counters().kv_projection_rows = s.kv_projection_rows;
-    counters().qk_dot_products = s.qk_dot_products + extra_dots_;
-    counters().kv_bytes_read = s.kv_bytes_read;
-  }
-  void do_create(SeqId id) override { map_[id] = inner_->create_sequence(); }
-  void do_prefill(SeqId id, const float* x, int n, float* out) override {
+  void after_decode(const std::vector<SeqId>& ids, float* out) override {
     const std::size_t dm = static_cast<std::size_t>(config().d_model);
-    const auto y = inner_->prefill(map_.at(id), std::vector<float>(x, x + n * dm));
-    std::copy(y.begin(), y.end(), out);
-    sync();
-  }
-  void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) override {
-    const std::size_t dm = static_cast<std::size_t>(config().d_model);
-    std::vector<SeqId> inner_ids;
-    for (SeqId id : ids) inner_ids.push_back(map_.at(id));
-    const auto y = inner_->decode(inner_ids, std::vector<float>(x, x + ids.size() * dm));
-    std::copy(y.begin(), y.end(), out);
     for (std::size_t i = 0; i < ids.size(); ++i) {
-      if (bug_ == Bug::output_error && inner_->length(inner_ids[i]) > 4) {
+      if (bug_ == Bug::output_error && inner().length(ids[i]) > 4) {
         for (std::size_t j = 0; j < dm; ++j) out[i * dm + j] *= 1.001f;
       }
     }
-    if (bug_ == Bug::batched_count && ids.size() > 1) ++extra_dots_;
-    sync();
+    if (bug_ == Bug::batched_count && ids.size() > 1) add_qk_dot_products(1);
   }
-  void do_fork(SeqId parent, SeqId child) override { map_[child] = inner_->fork(map_.at(parent)); }
-  void do_drop(SeqId id) override {
-    inner_->drop(map_.at(id));
-    map_.erase(id);
-  }
-  void do_truncate(SeqId id, int length) override { inner_->truncate(map_.at(id), length); }
-  bool holds_kv_cache() const override { return true; }
-  KvRows do_read_kv(SeqId id, int layer, int kv_head) const override {
-    KvRows r = inner_->read_kv(map_.at(id), layer, kv_head);
+  void after_read_kv(KvRows& r) const override {
     if (bug_ == Bug::stale_kv && r.length > 3) r.k[3 * r.head_dim] *= 1.001f;
-    return r;
   }
-  Memory memory_in_use() const override {
-    const Stats s = inner_->stats();
-    Memory m{s.bytes_held, s.bytes_reserved};
-    if (bug_ == Bug::bytes_over) {
-      for (SeqId id : inner_->sequences()) {
-        if (inner_->length(id) >= 5) {
-          m.held += 4;
-          break;
-        }
+  void adjust_memory(Memory& m) const override {
+    if (bug_ != Bug::bytes_over) return;
+    for (SeqId id : inner().sequences()) {
+      if (inner().length(id) >= 5) {
+        m.held += 4;
+        m.reserved = std::max(m.reserved, m.held);
+        return;
       }
-      m.reserved = std::max(m.reserved, m.held);
     }
-    return m;
   }
 
-  std::unique_ptr<KvCache> inner_;
   Bug bug_;
-  std::map<SeqId, SeqId> map_;
-  std::uint64_t extra_dots_ = 0;
 };
 
 ImplInfo planted(Bug bug, const std::string& name = "fuzz_planted") {

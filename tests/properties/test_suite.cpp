@@ -21,6 +21,7 @@
 #include "properties/runner.h"
 #include "properties/tolerance.h"
 #include "properties/workload.h"
+#include "tests/planted/forwarding_cache.h"
 
 namespace kvbench::props {
 namespace {
@@ -211,62 +212,28 @@ enum class Bug {
   truncate_ignored,    // truncate keeps the old tokens
 };
 
-class PlantedCache final : public KvCache {
+class PlantedCache final : public testing::ForwardingCache {
  public:
   PlantedCache(std::shared_ptr<const ModelWeights> weights, const ImplOptions& options, Bug bug)
-      : KvCache("planted", weights, options),
-        inner_(Registry::global().get("naive").create(weights, options)),
-        bug_(bug) {}
+      : ForwardingCache("planted", "naive", std::move(weights), options), bug_(bug) {}
 
  private:
-  void sync() {
-    const Stats s = inner_->stats();
-    counters().kv_projection_rows = s.kv_projection_rows;
-    counters().qk_dot_products = s.qk_dot_products + extra_dots_;
-    counters().kv_bytes_read = s.kv_bytes_read;
-  }
-  void do_create(SeqId id) override { map_[id] = inner_->create_sequence(); }
-  void do_prefill(SeqId id, const float* x, int n, float* out) override {
+  void after_prefill(SeqId, const float* x, int n, float* out) override {
     const std::size_t dm = static_cast<std::size_t>(config().d_model);
-    const std::vector<float> y = inner_->prefill(map_.at(id), std::vector<float>(x, x + n * dm));
-    std::copy(y.begin(), y.end(), out);
     if (bug_ == Bug::prefill_leak && x[(n - 1) * dm] > 0) {
       for (int i = 0; i + 1 < n; ++i) out[i * dm] = std::nextafter(out[i * dm], INFINITY);
     }
-    sync();
   }
-  void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) override {
-    const std::size_t dm = static_cast<std::size_t>(config().d_model);
-    std::vector<SeqId> inner_ids;
-    for (SeqId id : ids) inner_ids.push_back(map_.at(id));
-    const std::vector<float> y =
-        inner_->decode(inner_ids, std::vector<float>(x, x + ids.size() * dm));
-    std::copy(y.begin(), y.end(), out);
+  void after_decode(const std::vector<SeqId>& ids, float* out) override {
+    const std::size_t rows = ids.size() * static_cast<std::size_t>(config().d_model);
     if (bug_ == Bug::small_output_error) {
-      for (std::size_t i = 0; i < y.size(); ++i) out[i] *= 1.001f;
+      for (std::size_t i = 0; i < rows; ++i) out[i] *= 1.001f;
     }
-    if (bug_ == Bug::counter_off_by_one && ids.size() > 1) ++extra_dots_;
-    sync();
+    if (bug_ == Bug::counter_off_by_one && ids.size() > 1) add_qk_dot_products(1);
   }
-  void do_fork(SeqId parent, SeqId child) override { map_[child] = inner_->fork(map_.at(parent)); }
-  void do_drop(SeqId id) override {
-    inner_->drop(map_.at(id));
-    map_.erase(id);
-  }
-  void do_truncate(SeqId id, int length) override {
-    if (bug_ != Bug::truncate_ignored) inner_->truncate(map_.at(id), length);
-  }
-  bool holds_kv_cache() const override { return false; }
-  KvRows do_read_kv(SeqId, int, int) const override { fail("planted: no K/V cache"); }
-  Memory memory_in_use() const override {
-    const Stats s = inner_->stats();
-    return Memory{s.bytes_held, s.bytes_reserved};
-  }
+  bool forwards_truncate() const override { return bug_ != Bug::truncate_ignored; }
 
-  std::unique_ptr<KvCache> inner_;
   Bug bug_;
-  std::map<SeqId, SeqId> map_;
-  std::uint64_t extra_dots_ = 0;
 };
 
 ImplInfo planted(Bug bug) {
