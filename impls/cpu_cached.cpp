@@ -12,20 +12,15 @@
 //   4. x += W_o o (residual), which is the next layer's input.
 // Scratch buffers belong to the instance and grow only when a larger step than any before
 // arrives, so steady-state decoding allocates nothing.
+// The thread pool is impls/cpu_thread_pool.h, the attention kernels impls/cpu_attention.h.
 #include <algorithm>
-#include <atomic>
-#include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
-#include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -34,7 +29,9 @@
 #endif
 
 #include "harness/error.h"
+#include "impls/cpu_attention.h"
 #include "impls/cpu_kernels.h"
+#include "impls/cpu_thread_pool.h"
 #include "impls/impls.h"
 
 namespace kvbench {
@@ -71,337 +68,19 @@ AlignedFloats allocate_floats(std::size_t n) {
   return AlignedFloats(static_cast<float*>(p));
 }
 
-// ---- a small persistent thread pool ----------------------------------------------------
+// ---- kernels: impls/cpu_kernels.h, impls/cpu_attention.h, impls/cpu_thread_pool.h -----
 
-// `threads - 1` workers plus the calling thread share each run(); items are claimed one at
-// a time from an atomic counter, so uneven items balance themselves. A decode step is a
-// few runs microseconds apart, so after a run the workers poll for up to kSpin before
-// sleeping on a condition variable: handing a run to a polling worker is cheaper than
-// waking a sleeping one (measured: 2 threads took 40 us for a step that 1 thread did in
-// 20 us, when every run woke the workers from sleep). Polling yields the core at each
-// turn, never pause-spins: on a shared machine a spinning thread took the core that the
-// thread with the work needed (2 threads became 5x slower than 1 at load 6 on 2 cores).
-class WorkerPool {
- public:
-  explicit WorkerPool(int threads) {
-    for (int w = 0; w + 1 < threads; ++w) workers_.emplace_back([this, w] { work(w); });
-  }
-  ~WorkerPool() {
-    stop_.store(true, std::memory_order_relaxed);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      generation_.fetch_add(1, std::memory_order_release);  // publishes stop_
-    }
-    wake_.notify_all();
-    for (std::thread& t : workers_) t.join();
-  }
-  WorkerPool(const WorkerPool&) = delete;
-  WorkerPool& operator=(const WorkerPool&) = delete;
-
-  int size() const { return static_cast<int>(workers_.size()) + 1; }
-
-  // Calls fn(item, thread) for every item in [0, n), thread in [0, size()), and returns
-  // when all calls have returned; on the calling thread alone when !parallel (work too
-  // small to pay for the hand-off). fn must not throw.
-  template <typename Fn>
-  void run(int n, Fn& fn, bool parallel = true) {
-    run_erased(
-        n, [](void* f, int item, int thread) { (*static_cast<Fn*>(f))(item, thread); }, &fn,
-        parallel);
-  }
-
- private:
-  using Call = void (*)(void*, int, int);
-  static constexpr std::chrono::microseconds kSpin{50};
-
-  void run_erased(int n, Call call, void* ctx, bool parallel) {
-    if (workers_.empty() || n <= 1 || !parallel) {
-      for (int i = 0; i < n; ++i) call(ctx, i, 0);
-      return;
-    }
-    // No worker is inside a run here (the last one ended with busy_ == 0), so the fields
-    // can be written; the release on generation_ publishes them.
-    call_ = call;
-    ctx_ = ctx;
-    items_ = n;
-    next_.store(0, std::memory_order_relaxed);
-    busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-    {
-      std::lock_guard<std::mutex> lock(mu_);  // so a worker about to sleep cannot miss it
-      generation_.fetch_add(1, std::memory_order_release);
-    }
-    wake_.notify_all();
-    drain(size() - 1);  // the caller is the last thread
-    // The workers finish their last items about when the caller does.
-    while (busy_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
-  }
-
-  void drain(int thread) {
-    for (int i = next_.fetch_add(1); i < items_; i = next_.fetch_add(1)) call_(ctx_, i, thread);
-  }
-
-  // RETURNS: once generation_ differs from `seen`: polling for kSpin, then asleep.
-  std::uint64_t wait_for_run(std::uint64_t seen) {
-    const auto until = std::chrono::steady_clock::now() + kSpin;
-    do {
-      const std::uint64_t now = generation_.load(std::memory_order_acquire);
-      if (now != seen) return now;
-      std::this_thread::yield();
-    } while (std::chrono::steady_clock::now() < until);
-    std::unique_lock<std::mutex> lock(mu_);
-    wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-    return generation_.load(std::memory_order_acquire);
-  }
-
-  void work(int thread) {
-    for (std::uint64_t seen = 0;;) {
-      seen = wait_for_run(seen);
-      if (stop_.load(std::memory_order_relaxed)) return;
-      drain(thread);
-      busy_.fetch_sub(1, std::memory_order_release);
-    }
-  }
-
-  std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable wake_;  // a new run, or stop
-  // The current run; written by the caller before generation_ moves, read by workers after.
-  Call call_ = nullptr;
-  void* ctx_ = nullptr;
-  int items_ = 0;
-  std::atomic<int> next_{0};
-  std::atomic<int> busy_{0};  // workers still inside the current run
-  std::atomic<std::uint64_t> generation_{0};
-  std::atomic<bool> stop_{false};
-};
-
-// ---- kernels: impls/cpu_kernels.h ----------------------------------------------------
-
-using namespace kernels;  // NOLINT: this file is the kernels' main user
-
-// ---- attention ----------------------------------------------------------------------
-
-// One unit of attention work: `rows` consecutive rows of one sequence (positions pos0,
-// pos0 + 1, ...), all G query heads of KV head g, over keys [key_begin, key_end).
-// Row i sees keys < pos0 + i + 1 (causal). A decode row's keys may be split into chunks
-// (split-KV, as in flash-decoding): each chunk leaves its partial softmax state in `slot`
-// and a merge combines them.
-struct AttnItem {
-  int row0 = 0;        // first row of the step (index into Q and O)
-  int rows = 1;
-  int g = 0;           // KV head
-  int pos0 = 0;
-  int key_begin = 0;
-  int key_end = 0;     // <= pos0 + rows
-  const float* k = nullptr;  // [capacity, d] this sequence's K rows of (layer, g)
-  const float* v = nullptr;  // [capacity, d]
-  int slot = -1;       // -1: the item covers all keys of its rows; else its partial state
-};
-
-// The chunks [slot0, slot0 + slots) of one decode row's KV head g, to combine.
-struct AttnMerge {
-  int row = 0;
-  int g = 0;
-  int slot0 = 0;
-  int slots = 0;
-};
-
-// Per-thread working memory of the attention kernel (nq = rows * G queries at most).
-struct AttnScratch {
-  std::vector<float> q;       // [nq, d] the item's queries, scaled by 1/sqrt(d)
-  std::vector<float> scores;  // [nq, tile]
-  std::vector<float> m;       // [nq] running max of the scores
-  std::vector<float> l;       // [nq] running sum of exp(score - m)
-  std::vector<float> acc;     // [nq, d] running sum of exp(score - m) * v
-
-  void reserve(int nq, int d, int tile) {
-    q.resize(static_cast<std::size_t>(nq) * d);
-    scores.resize(static_cast<std::size_t>(nq) * tile);
-    m.resize(static_cast<std::size_t>(nq));
-    l.resize(static_cast<std::size_t>(nq));
-    acc.resize(static_cast<std::size_t>(nq) * d);
-  }
-};
-
-// Shapes one attention pass needs.
-struct AttnShape {
-  int heads;      // H
-  int group;      // G = H / H_kv
-  int head_dim;   // d
-  int tile;       // keys per tile: a K tile of tile * d floats stays in L1
-  float scale;    // 1 / sqrt(d)
-};
-
-// p[j] = q . k_j for the n rows k_j of kt [n, d].
-KVBENCH_INLINE void score_tile(const float* q, const float* kt, int n, int d, bool blocked,
-                               float* p) {
-  int j = 0;
-  if (blocked) {
-    for (; j + 4 <= n; j += 4) {
-      const float* k0 = kt + static_cast<std::size_t>(j) * d;
-      dot4(q, k0, k0 + d, k0 + 2 * d, k0 + 3 * d, d, p + j);
-    }
-  }
-  for (; j < n; ++j) p[j] = dot(q, kt + static_cast<std::size_t>(j) * d, d);
-}
-
-// acc += sum_j p[j] v_j over the n rows v_j of vt [n, d], in order of j (row by row, in
-// memory order: a column-chunked pass with acc in registers measured slower, since it
-// walks the tile with a stride).
-KVBENCH_INLINE void accumulate_tile(const float* p, const float* vt, int n, int d, bool blocked,
-                                    float* acc) {
-  int j = 0;
-  if (blocked) {
-    for (; j + 4 <= n; j += 4) {
-      const float* v0 = vt + static_cast<std::size_t>(j) * d;
-      axpy4(acc, v0, v0 + d, v0 + 2 * d, v0 + 3 * d, p + j, d);
-    }
-  }
-  for (; j < n; ++j) axpy(acc, vt + static_cast<std::size_t>(j) * d, p[j], d);
-}
-
-// p_i[j] = q_i . k_j for four queries q_i = q + i * d and the n rows k_j of kt [n, d]:
-// each K row is loaded once for the four. p_i starts at p + i * p_stride.
-KVBENCH_INLINE void score_tile_4q(const float* q, const float* kt, int n, int d, int p_stride,
-                                  float* p) {
-  for (int j = 0; j < n; ++j) {
-    float out[4];
-    dot4(kt + static_cast<std::size_t>(j) * d, q, q + d, q + 2 * d, q + 3 * d, d, out);
-    for (int i = 0; i < 4; ++i) p[static_cast<std::size_t>(i) * p_stride + j] = out[i];
-  }
-}
-
-// acc_i += sum_j p_i[j] v_j for four accumulators acc_i = acc + i * d (p_i as above): each
-// V row is loaded once for the four.
-KVBENCH_INLINE void accumulate_tile_4q(const float* p, int p_stride, const float* vt, int n,
-                                       int d, float* acc) {
-  for (int j = 0; j < n; ++j) {
-    const float* v = vt + static_cast<std::size_t>(j) * d;
-    axpy_to4(acc, d, v, p[j], p[p_stride + j], p[2 * p_stride + j], p[3 * p_stride + j], d);
-  }
-}
-
-// Online softmax: folds one tile's scores p [n] into the running (m, l, acc [d]) of one
-// query. Leaves p[j] = exp(score_j - m_new), the weights of the tile's V rows.
-KVBENCH_INLINE void add_tile_to_softmax(float* p, int n, int d, float& m, float& l, float* acc) {
-  const float m_new = std::max(m, max_of(p, n));
-  const float correction = exp_nonpositive(m - m_new);  // rescales what the old max weighted
-  for (int j = 0; j < n; ++j) p[j] -= m_new;
-  exp_nonpositive(p, n);
-  l = l * correction + sum(p, n);
-  m = m_new;
-  if (correction != 1.0f) {
-    for (int e = 0; e < d; ++e) acc[e] *= correction;
-  }
-}
-
-// Runs `item`: gathers its queries from Q (row i at Q + i * q_stride, H*d floats), streams
-// the K/V tiles once for all of them, and leaves the unnormalized state (m, l, acc) for its
-// rows * G queries in `s`.
-KVBENCH_HOT void attend(const AttnShape& a, const AttnItem& item, const float* Q, std::size_t q_stride,
-            AttnScratch& s) {
-  const int d = a.head_dim, G = a.group, nq = item.rows * G, tile = a.tile;
-  for (int i = 0; i < item.rows; ++i) {
-    const float* src = Q + (item.row0 + i) * q_stride + static_cast<std::size_t>(item.g) * G * d;
-    float* dst = s.q.data() + static_cast<std::size_t>(i) * G * d;
-    for (int e = 0; e < G * d; ++e) dst[e] = src[e] * a.scale;
-  }
-  std::fill(s.m.begin(), s.m.begin() + nq, -std::numeric_limits<float>::infinity());
-  std::fill(s.l.begin(), s.l.begin() + nq, 0.0f);
-  std::fill(s.acc.begin(), s.acc.begin() + static_cast<std::size_t>(nq) * d, 0.0f);
-
-  // A prefill block reuses each tile for many queries from L1: there, four keys per pass
-  // over a query (and four V rows per pass over acc) save loads. A decode row reads each
-  // tile once from memory, and one row at a time streams it fastest (measured: 1.1 ms
-  // against 1.6 ms per step for T = 16384, d = 64).
-  const bool blocked = item.rows > 1;
-  for (int j0 = item.key_begin; j0 < item.key_end; j0 += tile) {
-    const int j1 = std::min(j0 + tile, item.key_end);
-    const float* kt = item.k + static_cast<std::size_t>(j0) * d;
-    const float* vt = item.v + static_cast<std::size_t>(j0) * d;
-    for (int r = 0; r < nq;) {
-      // Query r (row r / G) sees keys < limit; in this tile, the first `valid` of them.
-      const int limit = item.pos0 + r / G + 1;
-      const int valid = std::min(j1, limit) - j0;
-      // Four query heads of one row (of one GQA group) read each K and V row once for all
-      // four, unless a prefill block already shares the tile between its rows.
-      const int width = !blocked && r + 4 <= nq && r / G == (r + 3) / G ? 4 : 1;
-      if (valid > 0) {
-        const float* q = s.q.data() + static_cast<std::size_t>(r) * d;
-        float* p = s.scores.data() + static_cast<std::size_t>(r) * tile;  // [width, tile]
-        float* acc = s.acc.data() + static_cast<std::size_t>(r) * d;       // [width, d]
-        if (width == 4) {
-          score_tile_4q(q, kt, valid, d, tile, p);
-        } else {
-          score_tile(q, kt, valid, d, blocked, p);
-        }
-        for (int i = 0; i < width; ++i) {
-          add_tile_to_softmax(p + static_cast<std::size_t>(i) * tile, valid, d, s.m[r + i],
-                              s.l[r + i], acc + static_cast<std::size_t>(i) * d);
-        }
-        if (width == 4) {
-          accumulate_tile_4q(p, tile, vt, valid, d, acc);
-        } else {
-          accumulate_tile(p, vt, valid, d, blocked, acc);
-        }
-      }
-      r += width;
-    }
-  }
-}
-
-// Floats of one partial state of G queries: m [G], l [G], acc [G, d].
-inline std::size_t partial_floats(const AttnShape& a) {
-  return static_cast<std::size_t>(a.group) * (a.head_dim + 2);
-}
-
-// Copies the item's state (one decode row: G queries) to its slot of `partials`.
-void store_partial(const AttnShape& a, const AttnItem& item, const AttnScratch& s,
-                   float* partials) {
-  const int G = a.group, d = a.head_dim;
-  float* dst = partials + static_cast<std::size_t>(item.slot) * partial_floats(a);
-  std::copy_n(s.m.data(), G, dst);
-  std::copy_n(s.l.data(), G, dst + G);
-  std::copy_n(s.acc.data(), static_cast<std::size_t>(G) * d, dst + 2 * G);
-}
-
-// Combines the chunks' states of `merge` into o = sum_c e^(m_c - m) acc_c / sum_c e^(m_c - m) l_c
-// (m = max_c m_c) and writes it into O [N, H*d].
-KVBENCH_HOT void merge_partials(const AttnShape& a, const AttnMerge& merge, const float* partials,
-                    float* O) {
-  const int G = a.group, d = a.head_dim;
-  const std::size_t stride = partial_floats(a);
-  const std::size_t qw = static_cast<std::size_t>(a.heads) * d;
-  for (int h = 0; h < G; ++h) {
-    float m = -std::numeric_limits<float>::infinity();
-    for (int c = 0; c < merge.slots; ++c) {
-      m = std::max(m, partials[(merge.slot0 + c) * stride + h]);
-    }
-    float* o = O + merge.row * qw + (static_cast<std::size_t>(merge.g) * G + h) * d;
-    std::fill(o, o + d, 0.0f);
-    float l = 0.0f;
-    for (int c = 0; c < merge.slots; ++c) {
-      const float* part = partials + (merge.slot0 + c) * stride;
-      const float w = exp_nonpositive(part[h] - m);
-      l += w * part[G + h];
-      axpy(o, part + 2 * G + static_cast<std::size_t>(h) * d, w, d);
-    }
-    const float inv = 1.0f / l;
-    for (int e = 0; e < d; ++e) o[e] *= inv;
-  }
-}
-
-// Writes o = acc / l for the item's queries into O [N, H*d].
-void store_output(const AttnShape& a, const AttnItem& item, const AttnScratch& s, float* O) {
-  const int d = a.head_dim, G = a.group;
-  const std::size_t qw = static_cast<std::size_t>(a.heads) * d;
-  for (int r = 0; r < item.rows * G; ++r) {
-    float* dst = O + (item.row0 + r / G) * qw + (static_cast<std::size_t>(item.g) * G + r % G) * d;
-    const float* acc = s.acc.data() + static_cast<std::size_t>(r) * d;
-    const float inv = 1.0f / s.l[r];
-    for (int e = 0; e < d; ++e) dst[e] = acc[e] * inv;
-  }
-}
+using kernels::project_rows;
+using cpu::AttnItem;
+using cpu::AttnMerge;
+using cpu::AttnScratch;
+using cpu::AttnShape;
+using cpu::attend;
+using cpu::merge_partials;
+using cpu::partial_floats;
+using cpu::store_output;
+using cpu::store_partial;
+using cpu::WorkerPool;
 
 // ---- the cache --------------------------------------------------------------------------
 
