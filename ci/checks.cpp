@@ -8,7 +8,7 @@
 
 #include "ci/gate_stats.h"
 #include "harness/error.h"
-#include "reports/fit.h"
+#include "harness/fit.h"
 
 namespace kvbench::gate {
 namespace {

@@ -13,7 +13,7 @@
 #include "ci/checks.h"
 #include "ci/measure.h"
 #include "ci/measurement.h"
-#include "harness/cli/commands.h"
+#include "ci/cmd_gate.h"
 #include "harness/error.h"
 
 namespace kvbench::cli {

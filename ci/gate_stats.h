@@ -1,4 +1,4 @@
-// Statistics the gate needs beyond the shared power-law fit (reports/fit.h, used for the
+// Statistics the gate needs beyond the shared power-law fit (harness/fit.h, used for the
 // scaling exponents): the median and the Mann-Whitney U test for the (optional) wall-clock
 // check.
 #pragma once

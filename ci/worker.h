@@ -24,4 +24,10 @@ namespace kvbench::gate {
 // RETURNS: the process exit code (0 ok, 2 bad usage or error, message on stderr).
 int worker_main(const Registry& registry, int argc, char** argv);
 
+// Registers the implementations kvbench-gate-worker counts: the plain C++ ones (naive,
+// cpu_cached), built without target clones (ci/CMakeLists.txt). Defined in worker_impls.cpp;
+// add a new plain C++ implementation there, and its sources to KVBENCH_PLAIN_IMPL_SOURCES in
+// impls/CMakeLists.txt, to have its instructions gated.
+void register_worker_impls(Registry& registry);
+
 }  // namespace kvbench::gate

@@ -41,11 +41,7 @@ std::string Capabilities::describe_kv_reads() const {
 }
 
 Registry& Registry::global() {
-  static Registry* registry = [] {
-    auto* r = new Registry();
-    register_builtin_impls(*r);
-    return r;
-  }();
+  static Registry* registry = new Registry();  // never destroyed: no order of destruction at exit
   return *registry;
 }
 

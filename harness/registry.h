@@ -1,5 +1,7 @@
 // The registry: implementations by name, with what each supports and whether it can run
-// here. `kvbench list`, `verify`, `bench` and the tests all iterate over it.
+// here, and the probes of the devices they run on (harness/device_probes.h). `kvbench list`,
+// `verify`, `bench` and the tests all iterate over it. Core knows no implementation: a
+// program's main fills the registry (register_builtin_impls in impls/impls.h, plugins).
 #pragma once
 
 #include <cstdint>
@@ -8,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "harness/device_probes.h"
 #include "harness/kv_cache.h"
 
 namespace kvbench {
@@ -64,7 +67,8 @@ struct ImplInfo {
 
 class Registry {
  public:
-  // The process-wide registry, filled with the built-in implementations on first use.
+  // The process-wide registry. Empty until someone fills it: the kvbench CLI's main, a
+  // test's main or a worker's main calls register_builtin_impls (impls/impls.h).
   static Registry& global();
 
   // Throws Error when the name is taken or empty, `create` is null, or the read model is
@@ -84,13 +88,15 @@ class Registry {
   // and calls it. Throws Error naming the file and dlerror() on failure.
   void load_plugin(const std::string& path);
 
+  // Timers and bandwidth probes by device name, registered by the implementations of each
+  // device (or a plugin's kvbench_register).
+  DeviceProbes& devices() { return devices_; }
+  const DeviceProbes& devices() const { return devices_; }
+
  private:
   std::vector<std::unique_ptr<ImplInfo>> entries_;
+  DeviceProbes devices_;
 };
-
-// Registers naive, cpu_cached, torch_cached, torch_static (and cuda_cached when built).
-// Defined in impls/; Registry::global() calls it once.
-void register_builtin_impls(Registry& registry);
 
 // Convenience: weights from `config` and an instance of `name` from the global registry.
 std::unique_ptr<KvCache> make_cache(const std::string& name, const ModelConfig& config,

@@ -566,6 +566,8 @@ void register_cuda_cached(Registry& registry) {
     return make_cuda_cached(std::move(weights), options);
   };
   registry.add(std::move(info));
+  // Its device's timers and bandwidth ceilings, for the benchmark (impls/cuda_probes.cpp).
+  register_cuda_device_probes(registry.devices());
 }
 
 }  // namespace kvbench

@@ -28,7 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "harness/cli/commands.h"
+#include "properties/cmd_verify.h"
 #include "harness/error.h"
 #include "harness/registry.h"
 #include "harness/weights.h"

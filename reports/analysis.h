@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "reports/bench_data.h"
-#include "reports/fit.h"
+#include "harness/fit.h"
 
 namespace kvbench::reports {
 

@@ -2,7 +2,7 @@
 // fits.json and the plots (reports/render.h).
 #include <iostream>
 
-#include "harness/cli/commands.h"
+#include "reports/cmd_report.h"
 #include "harness/error.h"
 #include "reports/render.h"
 

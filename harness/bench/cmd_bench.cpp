@@ -6,7 +6,7 @@
 #include "harness/bench/names.h"
 #include "harness/bench/runner.h"
 #include "harness/bench/sweep.h"
-#include "harness/cli/commands.h"
+#include "harness/bench/cmd_bench.h"
 #include "harness/error.h"
 #include "harness/registry.h"
 

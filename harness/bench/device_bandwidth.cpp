@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <exception>
 
-#if KVBENCH_HAVE_CUDA
-#include "impls/cuda_timing.h"
-#endif
+#include "harness/device_probes.h"
 
 namespace kvbench::bench {
 
@@ -16,8 +14,7 @@ constexpr const char* kCopyKind = "device-to-device copy";
 
 double rate(std::size_t bytes, double ms) { return ms > 0 ? static_cast<double>(bytes) / (ms * 1e-3) : 0; }
 
-#if KVBENCH_HAVE_CUDA
-DeviceBandwidthRun from_cuda(const std::string& when, const cuda::BandwidthMeasurement& m) {
+DeviceBandwidthRun from_probe(const std::string& when, const BandwidthMeasurement& m) {
   DeviceBandwidthRun r;
   r.when = when;
   r.kind = m.kind;
@@ -29,7 +26,6 @@ DeviceBandwidthRun from_cuda(const std::string& when, const cuda::BandwidthMeasu
   r.median_ms = m.median_ms;
   return r;
 }
-#endif
 
 }  // namespace
 
@@ -46,21 +42,16 @@ std::vector<std::string> devices_of(const std::vector<const ImplInfo*>& impls) {
 
 void measure_device_bandwidth(const std::string& when, DeviceBandwidth& into) {
   if (!into.error.empty()) return;  // failed before: do not retry (and mix) half a measurement
-#if KVBENCH_HAVE_CUDA
-  if (into.device == "cuda") {
+  // The device's implementation registers its probe (e.g. impls/cuda_probes.cpp for "cuda").
+  if (const BandwidthProbe* probe = Registry::global().devices().bandwidth_probe(into.device)) {
     try {
-      if (into.name.empty()) into.name = cuda::device_info().name;
-      // Default buffer sizes: max(1 GiB, 16 x L2), at most a quarter of the free memory.
-      into.runs.push_back(from_cuda(when, cuda::measure_read_bandwidth()));
-      into.runs.push_back(from_cuda(when, cuda::measure_copy_bandwidth()));
+      if (into.name.empty()) into.name = probe->device_name();
+      for (const BandwidthMeasurement& m : probe->measure()) into.runs.push_back(from_probe(when, m));
     } catch (const std::exception& e) {
       into.error = e.what();
     }
     return;
   }
-#else
-  (void)when;
-#endif
   into.error = "no bandwidth measurement for device '" + into.device + "' in this build" +
                (into.device == "cuda" ? " (built without CUDA)" : "");
 }

@@ -3,7 +3,8 @@
 // bytes read per second against what the device streams in the same run (not against the
 // host's single-thread bandwidth, which says nothing about a GPU).
 //
-// Only "cuda" has a measurement (impls/cuda_timing.h, CUDA builds). The JSON layout written
+// A device is measured by the bandwidth probe its implementation registered (harness/
+// device_probes.h; "cuda": impls/cuda_probes.cpp, CUDA builds). The JSON layout written
 // into the `kvbench` context under "device_bandwidth" is built here from plain numbers, so it
 // is tested without a device.
 #pragma once
@@ -36,12 +37,14 @@ struct DeviceBandwidth {
 };
 
 // RETURNS: the devices other than "cpu" that some of `impls` run on, in order of first
-// appearance (each once). The runner measures the ones it knows how to (just "cuda").
+// appearance (each once). The runner measures each (recording an error for one that has no
+// registered probe).
 std::vector<std::string> devices_of(const std::vector<const ImplInfo*>& impls);
 
 // Measures `device`'s read-only and copy bandwidth once each (label `when`) and appends the
-// runs to `into`; sets into.error (and stops) when the device cannot be measured, also in a
-// build without CUDA. Never throws.
+// runs to `into`, through the probe registered in Registry::global() for into.device; sets
+// into.error (and stops) when the device cannot be measured or has no probe (e.g. "cuda" in
+// a build without CUDA). Never throws.
 void measure_device_bandwidth(const std::string& when, DeviceBandwidth& into);
 
 // RETURNS: the context entry. Keys: device, name; read_bytes_per_second and

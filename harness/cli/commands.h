@@ -1,22 +1,20 @@
 // The `kvbench` subcommands. Each add_*_command registers one subcommand on the app; its
-// callback throws kvbench::Error for bad usage (exit 2) or CommandExit for a chosen code.
+// callback throws kvbench::Error for bad usage (exit 2) or CommandExit (harness/command.h)
+// for a chosen code. The CLI is the top layer: it may include every layer's command, and no
+// layer includes this file.
 #pragma once
 
 #include <CLI/CLI.hpp>
 
-namespace kvbench::cli {
+#include "ci/cmd_gate.h"               // add_gate_command
+#include "harness/bench/cmd_bench.h"   // add_bench_command
+#include "harness/command.h"
+#include "properties/cmd_verify.h"     // add_verify_command (verify and fuzz)
+#include "reports/cmd_report.h"        // add_report_command
 
-// Thrown by a command to end the program with `code` after it printed its own result
-// (verify: 1 when a property failed; gate: 1 on a regression).
-struct CommandExit {
-  int code;
-};
+namespace kvbench::cli {
 
 void add_list_command(CLI::App& app);     // harness/cli/cmd_list.cpp
 void add_memory_command(CLI::App& app);   // harness/cli/cmd_memory.cpp
-void add_verify_command(CLI::App& app);   // properties/cmd_verify.cpp (verify and fuzz)
-void add_bench_command(CLI::App& app);    // harness/bench/cmd_bench.cpp
-void add_report_command(CLI::App& app);   // reports/cmd_report.cpp
-void add_gate_command(CLI::App& app);     // ci/cmd_gate.cpp
 
 }  // namespace kvbench::cli

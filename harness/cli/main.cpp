@@ -6,6 +6,8 @@
 
 #include "harness/cli/commands.h"
 #include "harness/error.h"
+#include "harness/registry.h"
+#include "impls/impls.h"
 
 namespace {
 // libgomp reads OMP_WAIT_POLICY once, when it is loaded (LibTorch loads it before main), so
@@ -33,6 +35,9 @@ int main(int argc, char** argv) {
   kvbench::cli::add_gate_command(app);
   kvbench::cli::add_memory_command(app);
   try {
+    // The CLI fills the registry: the built-in implementations and their devices' probes
+    // (plugins named by --plugin add theirs when a command loads them).
+    kvbench::register_builtin_impls(kvbench::Registry::global());
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help / --help-all print and succeed; every usage error is a kvbench error (exit 2,

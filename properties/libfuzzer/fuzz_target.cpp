@@ -13,6 +13,7 @@
 
 #include "harness/error.h"
 #include "harness/registry.h"
+#include "impls/impls.h"
 #include "properties/libfuzzer/fuzz_case.h"
 
 #ifdef KVBENCH_HAVE_PLANTED
@@ -115,8 +116,10 @@ bool check_input(const std::uint8_t* data, std::size_t size) {
 
 }  // namespace kvbench::fuzz
 
+// libFuzzer's main calls this first: the place of a main that fills the registry.
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   try {
+    kvbench::register_builtin_impls(kvbench::Registry::global());
     kvbench::fuzz::init_session();
   } catch (const std::exception& e) {
     std::cerr << "kvbench fuzz target: error: " << e.what() << "\n";

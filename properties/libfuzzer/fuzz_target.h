@@ -18,8 +18,10 @@
 
 namespace kvbench::fuzz {
 
-// Reads the environment and fills the registry (planted caches when the build has them).
-// Idempotent. Throws Error naming the variable and its value when it is wrong.
+// Reads the environment and adds to Registry::global() the planted caches (when the build
+// has them) and KVBENCH_FUZZ_PLUGINS. REQUIRES: the built-ins are registered (the
+// executable's main does it: LLVMFuzzerInitialize, standalone_main.cpp). Idempotent.
+// Throws Error naming the variable and its value when it is wrong.
 void init_session();
 
 // Runs one input. On a failed check prints, on stderr, the decoded operation list, the

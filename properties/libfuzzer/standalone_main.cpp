@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "harness/error.h"
+#include "harness/registry.h"
+#include "impls/impls.h"
 #include "properties/libfuzzer/fuzz_case.h"
 #include "properties/libfuzzer/fuzz_target.h"
 
@@ -77,6 +79,7 @@ int main(int argc, char** argv) {
                        " arguments");
       return write_seeds(argv[2]);
     }
+    kvbench::register_builtin_impls(kvbench::Registry::global());  // this program's main
     kvbench::fuzz::init_session();
     int inputs = 0, findings = 0;
     for (int i = 1; i < argc; ++i) {

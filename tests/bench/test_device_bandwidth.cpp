@@ -4,8 +4,15 @@
 // Nothing here needs a GPU.
 #include <gtest/gtest.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "harness/bench/device_bandwidth.h"
 #include "harness/bench/timer.h"
+#include "harness/device_probes.h"
+#include "harness/error.h"
+#include "harness/registry.h"
 
 namespace kvbench::bench {
 namespace {
@@ -67,6 +74,54 @@ TEST(Timer, CudaImplementationsGetCudaEventsInCudaBuildsAndTheHostClockOtherwise
 #else
   EXPECT_EQ(cuda->describe(), "host steady_clock");
 #endif
+}
+
+// The benchmark reaches a device only through what its implementation registered
+// (harness/device_probes.h): a made-up device's probe and timer are used as registered.
+TEST(DeviceProbes, TheBenchUsesTheProbeAndTimerRegisteredForTheDevice) {
+  DeviceProbes& probes = Registry::global().devices();
+  BandwidthProbe probe;
+  probe.device_name = [] { return std::string("Fake Device 9000"); };
+  probe.measure = [] {
+    BandwidthMeasurement read;
+    read.kind = "read-only streaming";
+    read.buffer_bytes = read.bytes_counted = 1000;
+    read.counting = "read once";
+    read.repetitions = 3;
+    read.best_ms = 1e-3;  // 1000 bytes in 1 us: 1e9 B/s
+    read.median_ms = 2e-3;
+    return std::vector<BandwidthMeasurement>{read};
+  };
+  probes.set_bandwidth_probe("fakedev", probe);
+  DeviceBandwidth m{"fakedev", "", {}, ""};
+  measure_device_bandwidth("before", m);
+  EXPECT_EQ(m.error, "");
+  EXPECT_EQ(m.name, "Fake Device 9000");
+  ASSERT_EQ(m.runs.size(), 1u);
+  EXPECT_EQ(m.runs[0].when, "before");
+  EXPECT_DOUBLE_EQ(device_bandwidth_json(m)["read_bytes_per_second"].get<double>(), 1e9);
+
+  // A probe that throws is recorded, not thrown (and not retried).
+  probe.measure = []() -> std::vector<BandwidthMeasurement> { fail("fake device is gone"); };
+  probes.set_bandwidth_probe("fakedev_broken", probe);
+  DeviceBandwidth broken{"fakedev_broken", "", {}, ""};
+  EXPECT_NO_THROW(measure_device_bandwidth("before", broken));
+  EXPECT_EQ(broken.error, "fake device is gone");
+  EXPECT_TRUE(broken.runs.empty());
+
+  struct FakeTimer : RegionTimer {
+    void start() override {}
+    double stop() override { return 0.25; }
+    std::string describe() const override { return "fake device clock"; }
+  };
+  TimerRegistry::global().set("fakedev", [](const ImplInfo&) -> std::unique_ptr<RegionTimer> {
+    return std::make_unique<FakeTimer>();
+  });
+  EXPECT_EQ(TimerRegistry::global().make(impl_on("fake_impl", "fakedev"))->describe(),
+            "fake device clock");
+  EXPECT_EQ(probes.make_timer(impl_on("fake_impl", "fakedev"))->stop(), 0.25);
+  EXPECT_THROW(probes.set_timer("fakedev", nullptr), Error);
+  EXPECT_THROW(probes.set_bandwidth_probe("fakedev", BandwidthProbe{}), Error);
 }
 
 }  // namespace

@@ -18,7 +18,7 @@
 #include "ci/measurement.h"
 #include "ci/subprocess.h"
 #include "harness/error.h"
-#include "reports/fit.h"
+#include "harness/fit.h"
 
 namespace kvbench::gate {
 namespace {

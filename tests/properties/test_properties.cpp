@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "harness/registry.h"
+#include "impls/impls.h"
 #include "properties/property.h"
 #include "properties/runner.h"
 
@@ -58,6 +59,7 @@ void register_property_tests() {
 
 int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
+  kvbench::register_builtin_impls(kvbench::Registry::global());  // what the tests iterate over
   kvbench::props::register_property_tests();
   return RUN_ALL_TESTS();
 }

@@ -4,9 +4,9 @@
 #include <cmath>
 
 #include "harness/error.h"
-#include "reports/fit.h"
+#include "harness/fit.h"
 
-namespace kvbench::reports {
+namespace kvbench {
 namespace {
 
 std::vector<double> powers_of_two(int from, int to) {
@@ -112,9 +112,9 @@ TEST(LocalExponents, ExactPowerLaw) {
 }
 
 }  // namespace
-}  // namespace kvbench::reports
+}  // namespace kvbench
 
-namespace kvbench::reports {
+namespace kvbench {
 namespace {
 
 TEST(LineFit, RelativeFitWeighsSmallAndLargeSizesAlike) {
@@ -138,4 +138,4 @@ TEST(LineFit, RelativeFitWeighsSmallAndLargeSizesAlike) {
 }
 
 }  // namespace
-}  // namespace kvbench::reports
+}  // namespace kvbench

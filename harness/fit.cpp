@@ -1,10 +1,10 @@
-#include "reports/fit.h"
+#include "harness/fit.h"
 
 #include <cmath>
 
 #include "harness/error.h"
 
-namespace kvbench::reports {
+namespace kvbench {
 
 namespace {
 
@@ -137,4 +137,4 @@ double first_crossing(const std::vector<LocalExponent>& exponents, double level)
   return -1;
 }
 
-}  // namespace kvbench::reports
+}  // namespace kvbench

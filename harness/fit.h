@@ -1,4 +1,4 @@
-// Fits for scaling reports.
+// Fits for scaling reports and the regression gate (core: plain C++, no LibTorch).
 //
 // Google Benchmark 1.7.1 fits time = c * g(N) with no constant term and picks g among fixed
 // curves; kvbench instead fits a power law with an intercept on logs,
@@ -10,7 +10,7 @@
 
 #include <vector>
 
-namespace kvbench::reports {
+namespace kvbench {
 
 struct PowerFit {
   double intercept = 0;  // a (natural log): y ~ exp(a) x^b
@@ -58,4 +58,17 @@ std::vector<LocalExponent> local_exponents(const std::vector<double>& x,
 // when it is already there at the first pair.
 double first_crossing(const std::vector<LocalExponent>& exponents, double level);
 
+}  // namespace kvbench
+
+// The fits lived in reports/ (namespace kvbench::reports) before they moved to core; the
+// reports and the gate still name them reports::..., which these declarations keep valid.
+namespace kvbench::reports {
+using kvbench::first_crossing;
+using kvbench::fit_line;
+using kvbench::fit_line_relative;
+using kvbench::fit_power_law;
+using kvbench::LineFit;
+using kvbench::local_exponents;
+using kvbench::LocalExponent;
+using kvbench::PowerFit;
 }  // namespace kvbench::reports
