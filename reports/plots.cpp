@@ -52,6 +52,19 @@ std::string read_text(const std::string& path) {
   return s.str();
 }
 
+// gnuplot exits 0 when a write of its output fails (a full disk, a file size limit) and
+// leaves the file cut short. RETURNS: whether `path` ends as a whole SVG (its closing tag)
+// or PNG (the IEND chunk) does.
+bool complete_plot(const std::string& path, const std::string& ext) {
+  const std::string text = read_text(path);
+  if (ext == "png") {
+    static const std::string iend("IEND\xae\x42\x60\x82", 8);
+    return text.size() >= 8 && text.compare(text.size() - 8, 8, iend) == 0;
+  }
+  const std::size_t end = text.find_last_not_of(" \t\r\n");
+  return end != std::string::npos && end >= 5 && text.compare(end - 5, 6, "</svg>") == 0;
+}
+
 std::string threads_text(int n) {
   return " (" + std::to_string(n) + (n == 1 ? " thread)" : " threads)");
 }
@@ -144,7 +157,7 @@ class PlotWriter {
       for (std::size_t i = 0; i < r.size(); ++i) out << (i ? " " : "") << r[i];
       out << "\n";
     }
-    write_file_atomically(data_path(name), out.str());
+    write_file_atomically(data_path(name), out.str(), "--out");
   }
 
   Plot start(const std::string& name, const std::string& title, const std::string& caption) {
@@ -172,7 +185,7 @@ class PlotWriter {
   }
 
   void finish(const Plot& p) {
-    write_file_atomically(data_dir_ + "/" + p.name + ".gp", script_.str());
+    write_file_atomically(data_dir_ + "/" + p.name + ".gp", script_.str(), "--out");
   }
 
   void render(const Plot& p) {
@@ -207,6 +220,9 @@ class PlotWriter {
               "): ", read_text(log), " (script ", body, ")");
       require(fs::exists(plot.temp_path()) && fs::file_size(plot.temp_path()) > 0,
               "report: gnuplot wrote no ", o.out, ": ", read_text(log));
+      require(complete_plot(plot.temp_path(), o.ext), "report: gnuplot wrote an incomplete ",
+              o.out, " (", fs::file_size(plot.temp_path()),
+              " bytes, no end marker: a full disk or a file size limit?); the old one is kept");
       plot.commit();
       // Kept only when gnuplot failed; the body script and data stay for redrawing.
       fs::remove(wrapper);

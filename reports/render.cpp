@@ -374,9 +374,9 @@ ReportFiles write_report(const std::string& bench_json, const std::string& dir) 
   files.fits = (fs::path(dir) / "fits.json").string();
   files.markdown = (fs::path(dir) / "summary.md").string();
   files.html = (fs::path(dir) / "report.html").string();
-  write_file_atomically(files.fits, analysis.to_json().dump(2) + "\n");
-  write_file_atomically(files.markdown, render_markdown(data, analysis, files.plots));
-  write_file_atomically(files.html, render_html(data, analysis, files.plots));
+  write_file_atomically(files.fits, analysis.to_json().dump(2) + "\n", "--out");
+  write_file_atomically(files.markdown, render_markdown(data, analysis, files.plots), "--out");
+  write_file_atomically(files.html, render_html(data, analysis, files.plots), "--out");
   return files;
 }
 
