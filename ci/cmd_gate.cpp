@@ -14,6 +14,8 @@
 #include "ci/measure.h"
 #include "ci/measurement.h"
 #include "ci/cmd_gate.h"
+#include "harness/atomic_file.h"
+#include "harness/cli_validators.h"
 #include "harness/error.h"
 
 namespace kvbench::cli {
@@ -110,6 +112,9 @@ void run_gate(const GateArgs& a) {
   require(!a.baseline.empty(), "--baseline FILE is required (the committed one is ci/baseline.json)");
   require(a.time_repetitions >= 0, "--time-repetitions must be >= 0, got ", a.time_repetitions);
   require(a.time_min_effect >= 0, "--time-min-effect must be >= 0, got ", a.time_min_effect);
+  // Outputs are checked before the measuring, which takes minutes.
+  if (!a.out.empty()) check_writable(a.out, "--out");
+  if (a.update) check_writable(a.baseline, "--baseline");
   if (a.update) {
     update_baseline(a);
     return;
@@ -162,11 +167,14 @@ void add_gate_command(CLI::App& app) {
                 "by more than --time-min-effect; needs >= 9 repetitions on both sides");
   cmd->add_option("--time-min-effect", a->time_min_effect,
                   "Smallest relative slowdown --strict-time fails on")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(number_above(0, true));
   cmd->add_option("--time-repetitions", a->time_repetitions,
                   "Wall-clock repetitions of the decode workload per implementation (0: none)")
-      ->capture_default_str();
-  cmd->add_option("--jobs", a->jobs, "Callgrind runs at a time (default: the number of cores)");
+      ->capture_default_str()
+      ->check(integer_in(0, 1000));
+  cmd->add_option("--jobs", a->jobs, "Callgrind runs at a time (default: the number of cores)")
+      ->check(integer_in(1, 1024));
   cmd->add_option("--worker-dir", a->worker_dir,
                   "Directory of the callgrind workers kvbench-gate-worker and "
                   "kvbench-gate-worker-torch (default: the one holding kvbench)")

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "harness/error.h"
+#include "harness/json_file.h"
 
 namespace kvbench::gate {
 
@@ -93,15 +94,12 @@ json to_json(const GateWorkload& w) {
 
 namespace {
 
-// RETURNS: json[key] converted to T; throws Error naming `where`.key when missing or mistyped.
+// RETURNS: json[key] converted to T; throws Error naming `where`.key when missing or mistyped
+// ("gate workload: model.layers: expected a whole number, got the string \"one\"").
 template <typename T>
 T field(const json& j, const char* where, const char* key) {
   require(j.is_object() && j.contains(key), "gate workload: missing field ", where, key);
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception& e) {
-    fail("gate workload: field ", where, key, " has the wrong type (", e.what(), ")");
-  }
+  return json_file::as<T>(json_file::Field(j.at(key), "gate workload", std::string(where) + key));
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
 #include <sstream>
 
 #include "ci/subprocess.h"
+#include "harness/atomic_file.h"
 #include "harness/error.h"
+#include "harness/json_file.h"
 
 #ifndef KVBENCH_BUILD_TYPE
 #define KVBENCH_BUILD_TYPE "unknown"
@@ -157,14 +159,12 @@ json to_json(const Measurement& m) {
 
 namespace {
 
+// RETURNS: j[key] as T. Throws Error "missing field WHEREkey" or "field WHEREkey: expected
+// <kind>, got <value>" (json_file's strict conversion: a negative count is not a count).
 template <typename T>
 T get(const json& j, const std::string& where, const char* key) {
   require(j.is_object() && j.contains(key), "missing field ", where, key);
-  try {
-    return j.at(key).get<T>();
-  } catch (const json::exception& e) {
-    fail("field ", where, key, " has the wrong type (", e.what(), ")");
-  }
+  return json_file::as<T>(json_file::Field(j.at(key), "", where + key));
 }
 
 ImplMeasurement impl_from_json(const json& j, const std::string& where) {
@@ -232,14 +232,7 @@ Measurement measurement_from_json(const json& j) {
 }
 
 Measurement read_measurement(const std::string& path) {
-  std::ifstream in(path);
-  require(in.good(), "cannot read '", path, "' (missing or unreadable)");
-  json j;
-  try {
-    in >> j;
-  } catch (const json::exception& e) {
-    fail("'", path, "' is not JSON: ", e.what());
-  }
+  const json j = json_file::read(path, "gate measurement");
   try {
     return measurement_from_json(j);
   } catch (const Error& e) {
@@ -248,14 +241,7 @@ Measurement read_measurement(const std::string& path) {
 }
 
 void write_measurement(const Measurement& m, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    require(out.good(), "cannot write '", tmp, "'");
-    out << to_json(m).dump(2) << "\n";
-    require(out.good(), "failed writing '", tmp, "'");
-  }
-  require(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '", tmp, "' to '", path, "'");
+  write_file_atomically(path, to_json(m).dump(2) + "\n");
 }
 
 }  // namespace kvbench::gate

@@ -29,6 +29,8 @@
 #include <nlohmann/json.hpp>
 
 #include "properties/cmd_verify.h"
+#include "harness/atomic_file.h"
+#include "harness/cli_validators.h"
 #include "harness/error.h"
 #include "harness/registry.h"
 #include "harness/weights.h"
@@ -139,64 +141,6 @@ void print_failure(const Outcome& o, const Property& p, const ImplInfo& impl) {
 
 // ---- --json FILE ----------------------------------------------------------------------------
 
-// A file written whole or not at all: a temporary file beside the target, created when the
-// command starts (so an unwritable path fails before any work), renamed over the target by
-// commit(). Dropped without commit (an error part-way), the temporary file is removed.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::string path) : path_(std::move(path)) {
-    struct stat st {};
-    if (::stat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      fail("--json: cannot write '", path_, "': it is a directory");
-    }
-    const std::size_t slash = path_.rfind('/');
-    const std::string dir = slash == std::string::npos ? "."
-                            : slash == 0                ? "/"
-                                                        : path_.substr(0, slash);
-    std::string name = path_ + ".tmp.XXXXXX";
-    fd_ = ::mkstemp(name.data());
-    if (fd_ < 0) {
-      fail("--json: cannot write '", path_, "': cannot create a file in '", dir,
-           "': ", std::strerror(errno));
-    }
-    temp_ = name;
-  }
-  ~AtomicFile() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!temp_.empty()) ::unlink(temp_.c_str());
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-
-  // Writes `text` to the temporary file and renames it to the target.
-  void commit(const std::string& text) {
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    ::fchmod(fd_, 0666 & ~mask);  // mkstemp made it 0600; a plain file would not be
-    std::size_t done = 0;
-    while (done < text.size()) {
-      const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) fail("--json: writing '", temp_, "' failed: ", std::strerror(errno));
-      done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
-      fd_ = -1;
-      fail("--json: writing '", temp_, "' failed: ", std::strerror(errno));
-    }
-    fd_ = -1;
-    if (::rename(temp_.c_str(), path_.c_str()) != 0) {
-      fail("--json: cannot rename '", temp_, "' to '", path_, "': ", std::strerror(errno));
-    }
-    temp_.clear();
-  }
-
- private:
-  std::string path_;
-  std::string temp_;
-  int fd_ = -1;
-};
-
 nlohmann::ordered_json to_json(const Coverage& c) {
   nlohmann::ordered_json dtypes = nlohmann::ordered_json::array();
   for (DType t : c.dtypes) dtypes.push_back(dtype_name(t));
@@ -254,8 +198,8 @@ void run_verify(const SuiteArgs& a) {
     print_properties();
     return;
   }
-  std::unique_ptr<AtomicFile> json_file;  // before any work: a bad path fails at once
-  if (!a.json.empty()) json_file = std::make_unique<AtomicFile>(a.json);
+  const bool json_file = !a.json.empty();
+  if (json_file) check_writable(a.json, "--json");  // before any work: a bad path fails at once
   const auto impls = select_impls(a);
   const auto properties = select_properties(a.properties);
   props::set_long_context_max_tokens(a.max_tokens);
@@ -320,7 +264,7 @@ void run_verify(const SuiteArgs& a) {
           {"cases", total_cases},
           {"seconds", total_seconds},
           {"coverage", to_json(total)}}}};
-    json_file->commit(doc.dump(2) + "\n");
+    write_file_atomically(a.json, doc.dump(2) + "\n", "--json");
   }
   std::cout << passed << " passed, " << failed << " failed";
   if (skipped > 0) std::cout << ", " << skipped << " skipped";
@@ -523,7 +467,7 @@ void add_common_options(CLI::App* cmd, SuiteArgs* a) {
                   "sequence of max/2..max tokens; the float64 reference costs O(max * 1500) "
                   "per case, the implementation what its decode costs)")
       ->capture_default_str()
-      ->check(CLI::Range(64, 1 << 20));
+      ->check(integer_in(64, 1 << 20));
   cmd->add_option("--impl", a->impls,
                   "Implementations to check: a comma-separated list of names, or 'all' (every "
                   "registered one; see `kvbench list`)")
@@ -561,10 +505,11 @@ void add_verify_command(CLI::App& app) {
   verify->add_option("--cases", a->cases,
                      "Test cases per property and implementation (RapidCheck max_success; "
                      "default: RC_PARAMS max_success, else 100)")
-      ->check(CLI::PositiveNumber);
+      ->check(integer_in(1, 1000000));
   verify->add_option("--seed", a->seed,
                      "RapidCheck seed (default: RC_PARAMS seed, else random; the seed used is "
                      "printed on stderr)")
+      ->check(unsigned_64())
       ->each([a](const std::string&) { a->seed_given = true; });
   verify->add_option("--json", a->json,
                      "Also write the results as JSON to FILE (per property and implementation: "
@@ -598,16 +543,17 @@ void add_verify_command(CLI::App& app) {
   add_common_options(fuzz, b);
   fuzz->add_option("--seconds", b->seconds, "How long to fuzz, in seconds")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(number_above(0));
   fuzz->add_option("--seed", b->seed,
                    "Base seed of the sequence of per-run seeds (default: random; printed on "
                    "stderr), so that a fuzz session can be repeated")
+      ->check(unsigned_64())
       ->each([b](const std::string&) { b->seed_given = true; });
   fuzz->add_option("--per-round", b->per_round,
                    "Cases per property and implementation before moving to the next pair "
                    "(rapidcheck engine)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber)
+      ->check(integer_in(1, 1000000))
       ->each([b](const std::string&) { b->per_round_given = true; });
   fuzz->add_option("--engine", b->engine,
                    "rapidcheck (the properties with fresh seeds) or libfuzzer (the "

@@ -1,9 +1,9 @@
 #include "reports/bench_data.h"
 
 #include <algorithm>
-#include <fstream>
 
 #include "harness/error.h"
+#include "harness/json_file.h"
 
 namespace kvbench::reports {
 
@@ -12,12 +12,17 @@ using bench::BenchKind;
 
 namespace {
 
-double unit_seconds(const std::string& unit, const std::string& path, const std::string& name) {
-  if (unit == "ns") return 1e-9;
-  if (unit == "us") return 1e-6;
-  if (unit == "ms") return 1e-3;
-  if (unit == "s") return 1.0;
-  fail(path, ": benchmark '", name, "' has unknown time_unit '", unit, "'");
+using json_file::Field;
+
+double unit_seconds(const Field& b) {
+  Field unit = b;
+  if (!b.get("time_unit", &unit)) return 1e-9;  // Google Benchmark's default
+  const std::string u = unit.string();
+  if (u == "ns") return 1e-9;
+  if (u == "us") return 1e-6;
+  if (u == "ms") return 1e-3;
+  if (u == "s") return 1.0;
+  unit.fail_expected("a time unit: ns, us, ms or s");
 }
 
 double median(std::vector<double> v) {
@@ -45,64 +50,217 @@ std::map<std::string, double> counters_of(const json& b) {
   return out;
 }
 
-void read_context(BenchData& d) {
-  if (!d.context.contains("kvbench") || !d.context["kvbench"].is_string()) return;
-  try {
-    d.kvbench = json::parse(d.context["kvbench"].get<std::string>());
-  } catch (const json::exception& e) {
-    fail(d.path, ": context.kvbench is not valid JSON: ", e.what());
+// ---- the kvbench context: the types of the fields the report reads --------------------------
+//
+// Checked once here, so that the renderers can read them without a type error far from
+// the file (which would name neither the file nor the field).
+
+enum class Kind { string, number, integer, boolean, object, array };
+
+void expect_kind(const Field& f, Kind kind) {
+  switch (kind) {
+    case Kind::string:
+      f.string();
+      break;
+    case Kind::number:
+      f.number();
+      break;
+    case Kind::integer:
+      f.integer();
+      break;
+    case Kind::boolean:
+      f.boolean();
+      break;
+    case Kind::object:
+      if (!f.is_object()) f.fail_expected("an object");
+      break;
+    case Kind::array:
+      f.elements();
+      break;
   }
-  const json& k = d.kvbench;
-  d.shape = k.value("shape", "");
-  d.baseline = k.value("baseline", "");
-  if (k.contains("config")) {
-    const json& c = k["config"];
-    d.config.layers = c.at("layers");
-    d.config.d_model = c.at("d_model");
-    d.config.heads = c.at("heads");
-    d.config.kv_heads = c.at("kv_heads");
-    d.config.head_dim = c.at("head_dim");
-    d.config.capacity = c.at("capacity");
-    d.config.dtype = parse_dtype(c.at("dtype").get<std::string>());
-    d.config.seed = c.at("seed");
+}
+
+// Each (key, kind) of `fields` that `parent` holds has that kind. RETURNS: parent.
+const Field& expect_fields(const Field& parent, std::initializer_list<std::pair<const char*, Kind>> fields) {
+  if (!parent.is_object()) parent.fail_expected("an object");
+  for (const auto& [key, kind] : fields) {
+    if (parent.has(key)) expect_kind(parent.at(key), kind);
+  }
+  return parent;
+}
+
+void check_each(const Field& parent, const char* key,
+                std::initializer_list<std::pair<const char*, Kind>> fields) {
+  if (!parent.has(key)) return;
+  for (const Field& e : parent.at(key).elements()) expect_fields(e, fields);
+}
+
+void check_bandwidth(const Field& b) {
+  const auto rates = {std::pair<const char*, Kind>{"read_bytes_per_second", Kind::number},
+                      {"copy_bytes_per_second", Kind::number}, {"buffer_bytes", Kind::number},
+                      {"passes", Kind::integer}};
+  expect_fields(b, rates);
+  if (b.number_or("read_bytes_per_second", 0.0) > 0) {
+    // The report describes the measurement before and after the sweeps.
+    expect_fields(b.at("before"), rates);
+    expect_fields(b.at("after"), rates);
+  }
+  check_each(b, "by_size",
+             {{"buffer_bytes", Kind::number}, {"read_bytes_per_second", Kind::number},
+              {"copy_bytes_per_second", Kind::number}, {"matches", Kind::string}});
+}
+
+void check_context(const Field& k) {
+  expect_fields(k, {{"shape", Kind::string}, {"baseline", Kind::string},
+                    {"config", Kind::object}, {"bandwidth", Kind::object},
+                    {"machine", Kind::object}, {"implementations", Kind::array},
+                    {"device_bandwidth", Kind::object}, {"wall_seconds", Kind::number},
+                    {"ran", Kind::integer}, {"check", Kind::string}});
+  if (k.has("bandwidth")) check_bandwidth(k.at("bandwidth"));
+  if (k.has("machine")) {
+    expect_fields(k.at("machine"), {{"cpu_model", Kind::string}, {"logical_cpus", Kind::integer},
+                                    {"llc_bytes", Kind::number}, {"llc_detected", Kind::boolean}});
+  }
+  check_each(k, "implementations", {{"name", Kind::string}, {"device", Kind::string}});
+  if (k.has("device_bandwidth")) {
+    for (const auto& [device, b] : k.at("device_bandwidth").members()) {
+      expect_fields(b, {{"name", Kind::string}, {"read_bytes_per_second", Kind::number},
+                        {"copy_bytes_per_second", Kind::number}, {"buffer_bytes", Kind::number}});
+    }
+  }
+  const std::initializer_list<std::pair<const char*, Kind>> stop = {
+      {"series", Kind::string}, {"stopped_before", Kind::integer},
+      {"last_measured", Kind::integer}, {"reason", Kind::string}};
+  check_each(k, "stops", stop);
+  if (k.has("naive_stopped_at") && !k.at("naive_stopped_at").json().is_null()) {
+    expect_fields(k.at("naive_stopped_at"), stop);
+  }
+  if (k.has("skipped_implementations")) {
+    for (const Field& s : k.at("skipped_implementations").elements()) s.string();
+  }
+  check_each(k, "checks", {{"implementation", Kind::string}, {"threads", Kind::integer},
+                           {"summary", Kind::string}, {"verdict", Kind::string}});
+}
+
+void read_config(const Field& c, ModelConfig& config) {
+  config.layers = c.at("layers").int32();
+  config.d_model = c.at("d_model").int32();
+  config.heads = c.at("heads").int32();
+  config.kv_heads = c.at("kv_heads").int32();
+  config.head_dim = c.at("head_dim").int32();
+  config.capacity = c.at("capacity").int32();
+  const Field dtype = c.at("dtype");
+  try {
+    config.dtype = parse_dtype(dtype.string());
+  } catch (const Error& e) {
+    fail(dtype.where(), ": ", e.what());
+  }
+  config.seed = c.at("seed").unsigned_integer();
+}
+
+void read_context(BenchData& d, const std::string& source) {
+  const Field context(d.context, source, "context");
+  Field text = context;
+  if (!context.is_object() || !context.get("kvbench", &text) || !text.json().is_string()) return;
+  // context.kvbench is JSON inside a string (Google Benchmark's context holds strings).
+  d.kvbench = json_file::parse(text.string(), text.where());
+  const Field k(d.kvbench, source, "context.kvbench");
+  check_context(k);
+  d.shape = k.string_or("shape", "");
+  d.baseline = k.string_or("baseline", "");
+  if (k.has("config")) {
+    read_config(k.at("config"), d.config);
     d.has_config = true;
   }
-  if (k.contains("bandwidth")) {
-    d.read_bandwidth = k["bandwidth"].value("read_bytes_per_second", 0.0);
-    d.copy_bandwidth = k["bandwidth"].value("copy_bytes_per_second", 0.0);
-    if (k["bandwidth"].contains("before")) {
-      d.bandwidth_buffer_bytes = k["bandwidth"]["before"].value("buffer_bytes", 0.0);
-    }
-    if (k["bandwidth"].contains("by_size")) {
-      for (const auto& b : k["bandwidth"]["by_size"]) {
-        d.bandwidth_by_size.push_back({b.value("buffer_bytes", 0.0),
-                                       b.value("read_bytes_per_second", 0.0),
-                                       b.value("copy_bytes_per_second", 0.0),
-                                       b.value("matches", "")});
+  if (k.has("bandwidth")) {
+    const Field b = k.at("bandwidth");
+    d.read_bandwidth = b.number_or("read_bytes_per_second", 0.0);
+    d.copy_bandwidth = b.number_or("copy_bytes_per_second", 0.0);
+    if (b.has("before")) d.bandwidth_buffer_bytes = b.at("before").number_or("buffer_bytes", 0.0);
+    if (b.has("by_size")) {
+      for (const Field& s : b.at("by_size").elements()) {
+        d.bandwidth_by_size.push_back({s.number_or("buffer_bytes", 0.0),
+                                       s.number_or("read_bytes_per_second", 0.0),
+                                       s.number_or("copy_bytes_per_second", 0.0),
+                                       s.string_or("matches", "")});
       }
     }
   }
-  if (k.contains("machine")) d.llc_bytes = k["machine"].value("llc_bytes", 0.0);
-  if (k.contains("implementations") && k["implementations"].is_array()) {
-    for (const auto& impl : k["implementations"]) {
-      if (impl.contains("name") && impl.contains("device")) {
-        d.impl_device[impl["name"].get<std::string>()] = impl["device"].get<std::string>();
+  if (k.has("machine")) d.llc_bytes = k.at("machine").number_or("llc_bytes", 0.0);
+  if (k.has("implementations")) {
+    for (const Field& impl : k.at("implementations").elements()) {
+      if (impl.has("name") && impl.has("device")) {
+        d.impl_device[impl.at("name").string()] = impl.at("device").string();
       }
     }
   }
   // {"cuda": {"name", "read_bytes_per_second", "copy_bytes_per_second", "buffer_bytes", ...}};
   // a device whose measurement failed has rates of 0 and an "error": it is left out.
-  if (k.contains("device_bandwidth") && k["device_bandwidth"].is_object()) {
-    for (const auto& [device, b] : k["device_bandwidth"].items()) {
+  if (k.has("device_bandwidth")) {
+    for (const auto& [device, b] : k.at("device_bandwidth").members()) {
       BenchData::DeviceBandwidth db;
       db.device = device;
-      db.name = b.value("name", "");
-      db.read = b.value("read_bytes_per_second", 0.0);
-      db.copy = b.value("copy_bytes_per_second", 0.0);
-      db.buffer_bytes = b.value("buffer_bytes", 0.0);
+      db.name = b.string_or("name", "");
+      db.read = b.number_or("read_bytes_per_second", 0.0);
+      db.copy = b.number_or("copy_bytes_per_second", 0.0);
+      db.buffer_bytes = b.number_or("buffer_bytes", 0.0);
       if (db.read > 0) d.device_bandwidth.push_back(db);
     }
   }
+}
+
+// ---- the benchmarks --------------------------------------------------------------------------
+
+// The runs of one benchmark: its repetitions, or Google Benchmark's median of them.
+struct Group {
+  std::vector<Field> iterations;
+  std::vector<Field> medians;
+};
+
+// RETURNS: b[field] in seconds; a real time must be > 0 (a run that took no time measured
+// nothing).
+double seconds_of(const Field& b, const char* field) {
+  const Field f = b.at(field);
+  const double value = f.number() * unit_seconds(b);
+  if (std::string(field) == "real_time" && !(value > 0)) f.fail_expected("a time > 0");
+  if (!(value >= 0)) f.fail_expected("a time >= 0");
+  return value;
+}
+
+Measurement measure_group(const std::string& key, const Group& g) {
+  Measurement m;
+  m.id = *bench::parse_benchmark_name(key);
+  m.name = key;
+  m.repetitions = static_cast<int>(g.iterations.size());
+  if (!g.medians.empty()) {
+    const Field& b = g.medians.front();
+    m.seconds = seconds_of(b, "real_time");
+    m.cpu_seconds = seconds_of(b, "cpu_time");
+    m.counters = counters_of(b.json());
+    return m;
+  }
+  std::vector<double> real, cpu;
+  for (const Field& b : g.iterations) {
+    real.push_back(seconds_of(b, "real_time"));
+    cpu.push_back(seconds_of(b, "cpu_time"));
+  }
+  m.seconds = median(real);
+  m.cpu_seconds = median(cpu);
+  // Counters that are rates follow the time; op counts are the same in every repetition.
+  const std::size_t fastest = std::min_element(real.begin(), real.end()) - real.begin();
+  m.counters = counters_of(g.iterations[fastest].json());
+  if (g.iterations.size() > 1) {
+    for (auto& kv : m.counters) {
+      std::vector<double> values;
+      for (const Field& b : g.iterations) {
+        const json& j = b.json();
+        values.push_back(j.contains(kv.first) && j[kv.first].is_number()
+                             ? j[kv.first].get<double>() : kv.second);
+      }
+      kv.second = median(values);
+    }
+  }
+  return m;
 }
 
 }  // namespace
@@ -114,69 +272,35 @@ double Measurement::counter(const std::string& key) const {
 }
 
 BenchData parse_bench(const json& doc, const std::string& path) {
-  require(doc.is_object() && doc.contains("benchmarks") && doc["benchmarks"].is_array(), path,
+  const std::string source = "bench output '" + path + "'";
+  require(doc.is_object() && doc.contains("benchmarks"), source,
           ": not a Google Benchmark JSON output (no \"benchmarks\" array)");
+  const Field root(doc, source);
   BenchData d;
   d.path = path;
-  d.context = doc.value("context", json::object());
-  read_context(d);
+  d.context = doc.contains("context") ? doc["context"] : json::object();
+  read_context(d, source);
 
-  struct Group {
-    std::vector<json> iterations;
-    const json* median = nullptr;
-  };
   std::map<std::string, Group> groups;
   std::vector<std::string> order;
-  for (const json& b : doc["benchmarks"]) {
-    const std::string name = b.value("name", "");
+  for (const Field& b : root.at("benchmarks").elements()) {
+    if (!b.is_object()) b.fail_expected("an object (one benchmark's run)");
+    const std::string name = b.string_or("name", "");
     const auto id = bench::parse_benchmark_name(name);
-    if (!id || b.value("error_occurred", false)) continue;
+    if (!id || b.boolean_or("error_occurred", false)) continue;
     const std::string key = strip_suffixes(name);
     if (!groups.count(key)) order.push_back(key);
     Group& g = groups[key];
-    if (b.value("run_type", "iteration") == "aggregate") {
-      if (b.value("aggregate_name", "") == "median") g.median = &b;
+    if (b.string_or("run_type", "iteration") == "aggregate") {
+      if (b.string_or("aggregate_name", "") == "median") g.medians.push_back(b);
     } else {
       g.iterations.push_back(b);
     }
   }
   for (const std::string& key : order) {
-    const Group& g = groups[key];
-    if (g.iterations.empty() && !g.median) continue;
-    Measurement m;
-    m.id = *bench::parse_benchmark_name(key);
-    m.name = key;
-    m.repetitions = static_cast<int>(g.iterations.size());
-    std::vector<double> real, cpu;
-    auto seconds = [&](const json& b, const char* field) {
-      require(b.contains(field) && b[field].is_number(), path, ": benchmark '", key,
-              "' has no number '", field, "'");
-      return b[field].get<double>() * unit_seconds(b.value("time_unit", "ns"), path, key);
-    };
-    if (g.median) {
-      m.seconds = seconds(*g.median, "real_time");
-      m.cpu_seconds = seconds(*g.median, "cpu_time");
-      m.counters = counters_of(*g.median);
-    } else {
-      for (const json& b : g.iterations) {
-        real.push_back(seconds(b, "real_time"));
-        cpu.push_back(seconds(b, "cpu_time"));
-      }
-      m.seconds = median(real);
-      m.cpu_seconds = median(cpu);
-      // Counters that are rates follow the time; op counts are the same in every repetition.
-      m.counters = counters_of(g.iterations[std::min_element(real.begin(), real.end()) -
-                                            real.begin()]);
-      if (g.iterations.size() > 1) {
-        for (auto& kv : m.counters) {
-          std::vector<double> values;
-          for (const json& b : g.iterations) values.push_back(b.value(kv.first, kv.second));
-          kv.second = median(values);
-        }
-      }
-    }
-    require(m.seconds > 0, path, ": benchmark '", key, "' has time ", m.seconds, " s");
-    d.measurements.push_back(m);
+    const Group& g = groups.at(key);
+    if (g.iterations.empty() && g.medians.empty()) continue;
+    d.measurements.push_back(measure_group(key, g));
   }
   std::sort(d.measurements.begin(), d.measurements.end(),
             [](const Measurement& a, const Measurement& b) {
@@ -187,15 +311,7 @@ BenchData parse_bench(const json& doc, const std::string& path) {
 }
 
 BenchData load_bench(const std::string& path) {
-  std::ifstream in(path);
-  require(in.good(), "cannot read bench output '", path, "'");
-  json doc;
-  try {
-    doc = json::parse(in);
-  } catch (const json::exception& e) {
-    fail("'", path, "' is not valid JSON: ", e.what());
-  }
-  return parse_bench(doc, path);
+  return parse_bench(json_file::read(path, "bench output"), path);
 }
 
 std::string BenchData::device_of(const std::string& impl) const {

@@ -23,7 +23,15 @@ void add_report_command(CLI::App& app) {
       ->required();
   cmd->add_option("--out", *out, "Output directory (created)")->capture_default_str();
   cmd->callback([input, out] {
-    const reports::ReportFiles files = reports::write_report(*input, *out);
+    reports::ReportFiles files;
+    try {
+      files = reports::write_report(*input, *out);
+    } catch (const nlohmann::json::exception& e) {
+      // bench_data checks every field the report reads; a field read without that check
+      // still names the file rather than surfacing as an internal error.
+      fail("bench output '", *input, "': a field has an unexpected type or is missing (",
+           e.what(), ")");
+    }
     std::cout << "wrote " << files.html << "\n      " << files.markdown << "\n      "
               << files.fits << "\n";
     for (const auto& p : files.plots) {

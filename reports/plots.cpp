@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "harness/atomic_file.h"
 #include "harness/error.h"
 #include "reports/format.h"
 #include "reports/op_model.h"
@@ -49,6 +50,19 @@ std::string read_text(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// gnuplot exits 0 when a write of its output fails (a full disk, a file size limit) and
+// leaves the file cut short. RETURNS: whether `path` ends as a whole SVG (its closing tag)
+// or PNG (the IEND chunk) does.
+bool complete_plot(const std::string& path, const std::string& ext) {
+  const std::string text = read_text(path);
+  if (ext == "png") {
+    static const std::string iend("IEND\xae\x42\x60\x82", 8);
+    return text.size() >= 8 && text.compare(text.size() - 8, 8, iend) == 0;
+  }
+  const std::size_t end = text.find_last_not_of(" \t\r\n");
+  return end != std::string::npos && end >= 5 && text.compare(end - 5, 6, "</svg>") == 0;
 }
 
 std::string threads_text(int n) {
@@ -106,7 +120,7 @@ class PlotWriter {
         palette_(all_impls()) {
     require(dir_.find('\'') == std::string::npos, "report: output directory '", dir_,
             "' contains a single quote, which gnuplot scripts cannot quote");
-    fs::create_directories(data_dir_);
+    prepare_output_directory(data_dir_, "--out");
   }
 
   std::vector<Plot> draw() {
@@ -136,14 +150,14 @@ class PlotWriter {
 
   void write_data(const std::string& name, const std::string& header,
                   const std::vector<std::vector<double>>& rows) {
-    std::ofstream out(data_path(name));
+    std::ostringstream out;
     out << "# " << header << "\n";
     out.precision(10);
     for (const auto& r : rows) {
       for (std::size_t i = 0; i < r.size(); ++i) out << (i ? " " : "") << r[i];
       out << "\n";
     }
-    require(out.good(), "report: cannot write ", data_path(name));
+    write_file_atomically(data_path(name), out.str(), "--out");
   }
 
   Plot start(const std::string& name, const std::string& title, const std::string& caption) {
@@ -171,9 +185,7 @@ class PlotWriter {
   }
 
   void finish(const Plot& p) {
-    std::ofstream out(data_dir_ + "/" + p.name + ".gp");
-    out << script_.str();
-    require(out.good(), "report: cannot write the gnuplot script for ", p.name);
+    write_file_atomically(data_dir_ + "/" + p.name + ".gp", script_.str(), "--out");
   }
 
   void render(const Plot& p) {
@@ -193,10 +205,12 @@ class PlotWriter {
          p.png},
     };
     for (const auto& o : outputs) {
+      // gnuplot writes a temporary file beside the plot, renamed over it once complete.
+      AtomicOutput plot(o.out, "--out");
       const std::string wrapper = data_dir_ + "/" + p.name + "." + o.ext + ".gp";
       {
         std::ofstream w(wrapper);
-        w << "set terminal " << o.terminal << "\nset output '" << o.out << "'\ncd '"
+        w << "set terminal " << o.terminal << "\nset output '" << plot.temp_path() << "'\ncd '"
           << data_dir_ << "'\nload '" << p.name << ".gp'\nunset output\n";
       }
       const std::string log = data_dir_ + "/" + p.name + "." + o.ext + ".log";
@@ -204,8 +218,12 @@ class PlotWriter {
       if (rc == 127) require_gnuplot();
       require(rc == 0, "report: gnuplot failed drawing ", p.name, ".", o.ext, " (exit ", rc,
               "): ", read_text(log), " (script ", body, ")");
-      require(fs::exists(o.out) && fs::file_size(o.out) > 0, "report: gnuplot wrote no ", o.out,
-              ": ", read_text(log));
+      require(fs::exists(plot.temp_path()) && fs::file_size(plot.temp_path()) > 0,
+              "report: gnuplot wrote no ", o.out, ": ", read_text(log));
+      require(complete_plot(plot.temp_path(), o.ext), "report: gnuplot wrote an incomplete ",
+              o.out, " (", fs::file_size(plot.temp_path()),
+              " bytes, no end marker: a full disk or a file size limit?); the old one is kept");
+      plot.commit();
       // Kept only when gnuplot failed; the body script and data stay for redrawing.
       fs::remove(wrapper);
       fs::remove(log);

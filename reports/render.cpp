@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "harness/atomic_file.h"
 #include "harness/error.h"
 #include "reports/format.h"
 #include "reports/op_model.h"
@@ -24,12 +25,6 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  require(out.good(), "report: cannot write ", path);
-}
 
 std::string context_string(const BenchData& d, const std::string& key) {
   if (d.context.contains(key) && d.context[key].is_string()) return d.context[key];
@@ -371,20 +366,17 @@ std::string render_html(const BenchData& d, const Analysis& a, const std::vector
 }
 
 ReportFiles write_report(const std::string& bench_json, const std::string& dir) {
-  const BenchData data = load_bench(bench_json);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  require(!ec && fs::is_directory(dir), "report: cannot create output directory '", dir, "': ",
-          ec.message());
+  const BenchData data = load_bench(bench_json);  // a bad input fails before DIR is touched
+  prepare_output_directory(dir, "--out");
   const Analysis analysis = analyze(data);
   ReportFiles files;
   files.plots = draw_plots(data, analysis, dir);
   files.fits = (fs::path(dir) / "fits.json").string();
   files.markdown = (fs::path(dir) / "summary.md").string();
   files.html = (fs::path(dir) / "report.html").string();
-  write_file(files.fits, analysis.to_json().dump(2) + "\n");
-  write_file(files.markdown, render_markdown(data, analysis, files.plots));
-  write_file(files.html, render_html(data, analysis, files.plots));
+  write_file_atomically(files.fits, analysis.to_json().dump(2) + "\n", "--out");
+  write_file_atomically(files.markdown, render_markdown(data, analysis, files.plots), "--out");
+  write_file_atomically(files.html, render_html(data, analysis, files.plots), "--out");
   return files;
 }
 

@@ -3,10 +3,12 @@
 #include <iostream>
 #include <sstream>
 
+#include "harness/atomic_file.h"
 #include "harness/bench/names.h"
 #include "harness/bench/runner.h"
 #include "harness/bench/sweep.h"
 #include "harness/bench/cmd_bench.h"
+#include "harness/cli_validators.h"
 #include "harness/error.h"
 #include "harness/registry.h"
 
@@ -66,33 +68,61 @@ std::string describe(const BenchArgs& a) {
   return out.str();
 }
 
-void run(BenchArgs a) {
-  Registry& registry = Registry::global();
-  for (const auto& path : a.plugins) registry.load_plugin(path);
-  bench::BenchOptions o;
-  o.impls = registry.select(a.impls);
-  o.shape = a.shape;
-  o.config = find_shape(a.shape).config;
-  o.config.dtype = parse_dtype(a.dtype);
-  apply_defaults(a, o.config);
-  o.tokens = bench::parse_sweep(a.tokens);
-  o.positions = bench::parse_sweep(a.positions);
-  o.threads = bench::parse_sweep(a.threads);
-  if (a.long_impls != "none") {
-    std::stringstream names(a.long_impls);
-    for (std::string name; std::getline(names, name, ',');) {
-      registry.get(name);  // an unknown name is an error naming the known ones
-      o.long_impls.push_back(name);
-    }
+// RETURNS: the sweep `text` of option `arg`, each value in [lo, hi]; `why` says what the
+// upper bound is. Throws Error naming the option and the value.
+std::vector<int> sweep_option(const std::string& arg, const std::string& text, int lo, int hi,
+                              const std::string& why) {
+  const std::vector<int> values = for_option(arg, [&] { return bench::parse_sweep(text); });
+  for (int v : values) {
+    require(v >= lo, arg, ": ", v, " is not >= ", lo);
+    require(v <= hi, arg, ": ", v, " is ", why);
   }
+  return values;
+}
+
+// The implementations named in a comma-separated list (an unknown one is an error naming
+// the option and the known ones).
+std::vector<std::string> impl_list(const std::string& arg, const std::string& text) {
+  std::vector<std::string> names;
+  std::stringstream in(text);
+  for (std::string name; std::getline(in, name, ',');) {
+    for_option(arg, [&] { return &Registry::global().get(name); });
+    names.push_back(name);
+  }
+  return names;
+}
+
+// Everything the command line says, checked before any work (a mistake found after a sweep
+// of minutes would waste it): the output path is writable, plugins load, the shape, dtype,
+// implementations and sweeps are known and fit the shape's capacity.
+bench::BenchOptions options_of(BenchArgs& a) {
+  check_writable(a.out, "--out");
+  Registry& registry = Registry::global();
+  for (const auto& path : a.plugins) for_option("--plugin", [&] { registry.load_plugin(path); });
+  bench::BenchOptions o;
+  o.impls = for_option("--impl", [&] { return registry.select(a.impls); });
+  o.shape = a.shape;
+  o.config = for_option("--shape", [&] { return find_shape(a.shape).config; });
+  o.config.dtype = for_option("--dtype", [&] { return parse_dtype(a.dtype); });
+  apply_defaults(a, o.config);
+  const int cap = o.config.capacity;
+  const std::string shape = " of shape '" + a.shape + "'";
+  o.tokens = sweep_option("--tokens", a.tokens, 1, cap,
+                          "past the capacity " + std::to_string(cap) + shape +
+                              " (a generation of T tokens needs T <= capacity)");
+  const std::string past = "past the last position " + std::to_string(cap - 1) + shape +
+                           " (a decode step at position t needs t < capacity)";
+  o.positions = sweep_option("--positions", a.positions, 1, cap - 1, past);
+  o.threads = sweep_option("--threads", a.threads, 1, 1024, "more than 1024 threads");
+  if (a.long_impls != "none") o.long_impls = impl_list("--long-impls", a.long_impls);
   if (a.long_positions == "auto") {
     // Twice the last-level cache: the K/V stream then comes from memory, not cache. Quick
     // runs add 16384 (the targets' long position), which the other implementations skip.
     o.long_positions = {
         bench::position_past_cache(o.config, bench::detect_machine().llc_bytes, 2.0)};
-    if (a.quick && 16384 <= o.config.capacity / 2) o.long_positions.push_back(16384);
+    if (a.quick && 16384 <= cap / 2) o.long_positions.push_back(16384);
   } else if (a.long_positions != "none") {
-    o.long_positions = bench::parse_sweep(a.long_positions);
+    o.long_positions = sweep_option("--long-positions", a.long_positions, 1, cap - 1, past);
   }
   o.min_time = a.min_time;
   o.repetitions = a.repetitions;
@@ -105,6 +135,11 @@ void run(BenchArgs a) {
   o.progress = &std::cerr;
   o.display = &std::cout;
   o.bandwidth_bytes = static_cast<std::size_t>(a.bandwidth_mib) << 20;
+  return o;
+}
+
+void run(BenchArgs a) {
+  const bench::BenchOptions o = options_of(a);
   std::cerr << o.command_line << "\n";
   const bench::BenchOutcome outcome = bench::run_bench(o);
   for (const auto& s : outcome.stops) {
@@ -182,19 +217,24 @@ void add_bench_command(CLI::App& app) {
                 "\"check\": \"skipped (--no-check)\")");
   cmd->add_option("--out", a->out, "Output JSON file")->capture_default_str();
   cmd->add_option("--min-time", a->min_time,
-                  "Google Benchmark's minimum seconds per benchmark [default: 0.1, quick 0.02]");
+                  "Google Benchmark's minimum seconds per benchmark [default: 0.1, quick 0.02]")
+      ->check(number_above(0));
   cmd->add_option("--repetitions", a->repetitions,
                   "Repetitions per benchmark; reports use the median (>= 9 for compare.py's "
-                  "U test) [default: 3, quick 1]");
+                  "U test) [default: 3, quick 1]")
+      ->check(integer_in(1, 1000));
   cmd->add_option("--budget", a->budget,
                   "Seconds one iteration may take: a series stops before a size predicted to "
-                  "take longer [default: 10, quick 1]");
+                  "take longer [default: 10, quick 1]")
+      ->check(number_above(0));
   cmd->add_option("--prepare-budget", a->prepare_budget,
                   "Seconds preparing a decode-step position (prefill) may take "
-                  "[default: 240, quick 45]");
+                  "[default: 240, quick 45]")
+      ->check(number_above(0));
   cmd->add_option("--bandwidth-mib", a->bandwidth_mib,
                   "Buffer size for the bandwidth measurement in MiB [default: 4x last-level "
-                  "cache, at least 64]");
+                  "cache, at least 64]")
+      ->check(integer_in(1, 1 << 20));
   cmd->add_option("--plugin", a->plugins, "Load implementations from a shared library first");
   cmd->callback([a] { run(*a); });
 }

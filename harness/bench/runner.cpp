@@ -15,6 +15,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "harness/atomic_file.h"
 #include "harness/bench/names.h"
 #include "harness/bench/timer.h"
 #include "harness/bench/workload.h"
@@ -787,8 +788,7 @@ class Runner {
                                      : "T=" + std::to_string(naive_stop["stopped_before"].get<int>()) +
                                            " (" + naive_stop["reason"].get<std::string>() + ")");
 
-    std::ofstream file(o_.out_path);
-    require(file.good(), "bench: cannot write '", o_.out_path, "'");
+    std::ostringstream file;
     benchmark::JSONReporter writer;
     std::ostringstream errors;
     writer.SetOutputStream(&file);
@@ -797,8 +797,8 @@ class Runner {
     writer.ReportContext(context);
     if (!runs.empty()) writer.ReportRuns(runs);
     writer.Finalize();
-    file.close();
-    require(file.good(), "bench: writing '", o_.out_path, "' failed");
+    // Whole or not at all: an interrupted run never leaves a truncated JSON behind.
+    write_file_atomically(o_.out_path, file.str(), "--out");
     say("wrote ", o_.out_path, ": ", outcome_.ran, " benchmarks in ",
         format_seconds(outcome_.wall_seconds));
   }

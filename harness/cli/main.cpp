@@ -19,6 +19,21 @@ void ensure_passive_openmp(char** argv) {
   setenv("OMP_WAIT_POLICY", "passive", 1);
   execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
 }
+// CLI11 answers a mistyped or missing command with "A subcommand is required"; name the
+// word it did not know and the commands it does instead.
+void require_known_command(CLI::App& app, int argc, char** argv) {
+  std::string known;
+  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    known += (known.empty() ? "" : ", ") + sub->get_name();
+  }
+  if (argc < 2) kvbench::fail("a command is required: ", known, " (kvbench --help)");
+  const std::string first = argv[1];
+  if (first.empty() || first[0] == '-') return;  // --help, or an option CLI11 will reject
+  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    if (sub->check_name(first)) return;
+  }
+  kvbench::fail("unknown command '", first, "' (commands: ", known, ")");
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -38,6 +53,7 @@ int main(int argc, char** argv) {
     // The CLI fills the registry: the built-in implementations and their devices' probes
     // (plugins named by --plugin add theirs when a command loads them).
     kvbench::register_builtin_impls(kvbench::Registry::global());
+    require_known_command(app, argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help / --help-all print and succeed; every usage error is a kvbench error (exit 2,

@@ -23,7 +23,7 @@ sed -n 1p "$tmp/v.out" | grep -Eq "$line_re" || die "property line lacks the cov
 sed -n 2p "$tmp/v.out" | grep -Eq '^coverage: T≤[0-9]+ \(decode position ≤[0-9]+, prefill chunk ≤[0-9]+\), batch≤[0-9]+, L [0-9,-]+, .*fp32, threads [0-9,-]+; ops: create [0-9.k]+, .*rejected 0$' ||
   die "no coverage line before the closing line"
 [ "$(tail -1 "$tmp/v.out")" = "1 passed, 0 failed" ] || die "the closing line is not last or changed"
-ls "$tmp" | grep -q '\.tmp\.' && die "a temporary file was left behind"
+ls -A "$tmp" | grep -q "\.tmp\." && die "a temporary file was left behind"
 line_T=$(sed -n 1p "$tmp/v.out" | sed -E 's/.*\[T≤([0-9]+) .*/\1/')
 "$python" - "$tmp/v.json" "$line_T" <<'EOF' || die "JSON check failed"
 import json, sys
