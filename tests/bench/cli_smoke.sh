@@ -19,7 +19,12 @@ for p in scaling latency speedup memory bandwidth; do
   test -s "$tmp/report/$p.svg"
   test -s "$tmp/report/$p.png"
 done
-grep -q 'naive: total generation time grows as' "$tmp/report/summary.md"
+# The verdict's wording depends on measured times (a loaded machine changes it): check only
+# that the report states one per implementation; its logic is tested on synthetic JSON.
+for impl in naive cpu_cached; do
+  grep -q "^- $impl: total generation time grows" "$tmp/report/summary.md" ||
+    { cat "$tmp/report/summary.md"; exit 1; }
+done
 
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3
