@@ -51,7 +51,7 @@ struct Check {
 };
 
 struct GateResult {
-  std::vector<std::string> notes;  // printed before the table (toolchain, new impls)
+  std::vector<std::string> notes;  // printed before the table (a toolchain difference)
   std::vector<Check> checks;
   int count(Verdict verdict) const;
   bool passed() const { return count(Verdict::fail) == 0; }
