@@ -1,94 +1,182 @@
 #include "ci/checks.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <iomanip>
-#include <sstream>
+#include <set>
 
-#include "ci/gate_stats.h"
+#include "ci/checks_rules.h"
 #include "harness/error.h"
 #include "harness/fit.h"
 
 namespace kvbench::gate {
 namespace {
 
-std::string with_commas(double value) {
-  const long long v = std::llround(value);
-  std::string digits = std::to_string(v < 0 ? -v : v);
-  for (int i = static_cast<int>(digits.size()) - 3; i > 0; i -= 3) digits.insert(static_cast<std::size_t>(i), ",");
-  return (v < 0 ? "-" : "") + digits;
+using rules::ImplReadings;
+using rules::Reading;
+
+// Both sides, by implementation name: the readings of each side where it was measured.
+struct Sides {
+  const Measurement& base;
+  const Measurement& cur;
+  std::map<std::string, ImplReadings> base_readings, cur_readings;
+};
+
+const ImplMeasurement* measured(const Measurement& m, const std::string& name) {
+  const auto it = m.impls.find(name);
+  return it == m.impls.end() ? nullptr : &it->second;
 }
 
-std::string fixed(double value, int decimals) {
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(decimals) << value;
-  return out.str();
+const ImplReadings* readings(const std::map<std::string, ImplReadings>& r, const std::string& name) {
+  const auto it = r.find(name);
+  return it == r.end() ? nullptr : &it->second;
 }
 
-std::string signed_percent(double fraction) {
-  return (fraction >= 0 ? "+" : "") + fixed(100.0 * fraction, 1) + "%";
-}
-
-std::string band_percent(double fraction) { return fixed(100.0 * fraction, 0) + "%"; }
-
-std::string seconds_text(double s) {
-  if (s >= 1e-3) return fixed(s * 1e3, 3) + " ms";
-  return fixed(s * 1e6, 2) + " us";
-}
-
-// Exact: any difference fails, whatever its direction (work or memory that changed).
-Check exact_check(const std::string& name, std::uint64_t base, std::uint64_t cur) {
-  Check c{name, with_commas(static_cast<double>(base)), with_commas(static_cast<double>(cur)),
-          "exact", base == cur ? Verdict::pass : Verdict::fail, ""};
-  if (base != cur) {
-    const double diff = static_cast<double>(cur) - static_cast<double>(base);
-    c.note = (diff > 0 ? "+" : "") + with_commas(diff);
-    if (base > 0) c.note += " (" + signed_percent(diff / static_cast<double>(base)) + ")";
+// RETURNS: every name either side holds, measured or unavailable.
+std::set<std::string> all_names(const Measurement& base, const Measurement& cur) {
+  std::set<std::string> names;
+  for (const Measurement* m : {&base, &cur}) {
+    for (const auto& [name, im] : m->impls) names.insert(name);
+    for (const auto& [name, why] : m->unavailable) names.insert(name);
   }
-  return c;
+  return names;
 }
 
-// One-sided: more instructions than the band fails; fewer passes, and asks for an update
-// when it is more than the improvement threshold.
-Check instructions_check(const std::string& name, double base, double cur, const GateBands& b) {
-  const double change = cur / base - 1.0;
-  Check c{name, with_commas(base), with_commas(cur), "<= +" + fixed(100 * b.instructions_up, 0) + "%",
-          change > b.instructions_up ? Verdict::fail : Verdict::pass, signed_percent(change)};
-  if (change < -b.instructions_down) c.note += " improved: update the baseline";
-  return c;
-}
-
-double exponent_of(const InstructionCounts& counts, int steps) {
-  std::vector<double> t, ir;
-  for (const auto& [position, value] : per_step(counts, steps)) {
-    t.push_back(position);
-    ir.push_back(value);
+// Reads each side of each implementation over the same positions: the union of what the
+// workload asks for and what either side measured.
+Sides read_sides(const Measurement& base, const Measurement& cur) {
+  Sides s{base, cur, {}, {}};
+  for (const std::string& name : all_names(base, cur)) {
+    const ImplMeasurement* b = measured(base, name);
+    const ImplMeasurement* c = measured(cur, name);
+    std::set<int> positions;
+    if (b) positions = rules::expected_positions(base.workload, *b);
+    if (c) {
+      const std::set<int> more = rules::expected_positions(cur.workload, *c);
+      positions.insert(more.begin(), more.end());
+    }
+    if (b) s.base_readings[name] = rules::read_impl(*b, base.workload, positions);
+    if (c) s.cur_readings[name] = rules::read_impl(*c, cur.workload, positions);
   }
-  return reports::fit_power_law(t, ir).exponent;
+  return s;
 }
 
-void add_time_check(GateResult& result, const std::string& name, const ImplMeasurement& base,
-                    const ImplMeasurement& cur, const GateBands& b) {
-  if (base.seconds_per_step.empty() || cur.seconds_per_step.empty()) return;
-  const double mb = median(base.seconds_per_step), mc = median(cur.seconds_per_step);
-  const MannWhitney u = mann_whitney_u(cur.seconds_per_step, base.seconds_per_step);
-  const double change = mc / mb - 1.0;
-  Check c{"time/" + name + "/decode_step", seconds_text(mb), seconds_text(mc), "reported",
-          Verdict::info, ""};
-  std::ostringstream note;
-  note << signed_percent(change) << ", U-test p=" << fixed(u.p_two_sided, 3) << " ("
-       << base.seconds_per_step.size() << " vs " << cur.seconds_per_step.size() << " medians)";
-  c.note = note.str();
-  if (b.strict_time) {
-    c.band = "p<" + fixed(b.time_alpha, 2) + " & >+" + band_percent(b.time_min_effect);
-    const bool slower = u.p_two_sided < b.time_alpha && change > b.time_min_effect;
-    c.verdict = slower ? Verdict::fail : Verdict::pass;
+std::string reason(const std::map<std::string, std::string>& unavailable, const std::string& name) {
+  const auto it = unavailable.find(name);
+  return it == unavailable.end() ? "" : it->second;
+}
+
+// The row for an implementation that is not measured on both sides. Losing a gated
+// implementation fails; so does a new one (it is gated once --update has added it). One
+// that is unavailable (no device here, or where the baseline was written) is skipped, by name.
+Check presence_check(const Measurement& base, const Measurement& cur, const std::string& name) {
+  const std::string name_b = "present/" + name;
+  const bool in_b = base.impls.count(name) > 0, in_c = cur.impls.count(name) > 0;
+  const std::string why_b = reason(base.unavailable, name), why_c = reason(cur.unavailable, name);
+  if (in_b && !why_c.empty()) return {name_b, "measured", "unavailable", "-", Verdict::skip, "current: " + why_c};
+  if (in_b) {
+    return {name_b, "measured", "absent", "present", Verdict::fail,
+            "current: not in this build; update the baseline if it was removed on purpose"};
   }
-  result.checks.push_back(c);
+  if (in_c && !why_b.empty()) {
+    return {name_b, "unavailable", "measured", "-", Verdict::skip,
+            "not gated: unavailable where the baseline was written (" + why_b + ")"};
+  }
+  if (in_c) {
+    return {name_b, "absent", "measured", "present", Verdict::fail,
+            "baseline: not in it; a new implementation is gated once --update adds it"};
+  }
+  // Measured on neither side: nothing gated is lost.
+  std::string why = !why_b.empty() && !why_c.empty() ? "unavailable on both sides; current: " + why_c
+                    : !why_c.empty()                 ? "current: " + why_c + "; not in the baseline"
+                                                     : "baseline: " + why_b + "; not registered in this build";
+  return {name_b, why_b.empty() ? "absent" : "unavailable", why_c.empty() ? "absent" : "unavailable", "-",
+          Verdict::skip, why};
+}
+
+void add_counter_checks(GateResult& result, const std::string& name, const ImplMeasurement& bi,
+                        const ImplMeasurement& ci, const ImplReadings& rb, const ImplReadings& rc) {
+  for (const auto& [counter, base] : rb.counters) {
+    const auto cur = rc.counters.find(counter);
+    const Reading c = cur == rc.counters.end() ? rules::missing("absent", "absent") : cur->second;
+    Check check = rules::exact_check("counters/" + name + "/" + counter, base, c);
+    // Counters of different phases count different work: no equality of them means anything.
+    if (bi.counters.phases != ci.counters.phases) {
+      check.verdict = Verdict::fail;
+      check.note += (check.note.empty() ? "" : "; ") + std::string("phases ") + bi.counters.phases + " vs " +
+                    ci.counters.phases;
+    }
+    result.checks.push_back(check);
+  }
+}
+
+// Instruction counts counted on one side only fail (lost, or not in the baseline yet);
+// counted on neither, the row says so (skip).
+void add_instruction_checks(GateResult& result, const std::string& name, const ImplMeasurement& bi,
+                            const ImplMeasurement& ci, const ImplReadings& rb, const ImplReadings& rc,
+                            const GateBands& b) {
+  const std::string prefix = "instructions/" + name;
+  if (!rb.counted || !rc.counted) {
+    const std::string why_b = "not counted (" + bi.instructions_skipped + ")";
+    const std::string why_c = "not counted (" + ci.instructions_skipped + ")";
+    if (!rb.counted && !rc.counted) {
+      result.checks.push_back({prefix, "not counted", "not counted", "-", Verdict::skip, "current: " + why_c});
+    } else if (rb.counted) {
+      result.checks.push_back({prefix, "counted", "not counted", "counted", Verdict::fail, "current: " + why_c});
+    } else {
+      result.checks.push_back({prefix, "not counted", "counted", "counted", Verdict::fail,
+                               "baseline: " + why_b + "; gated once --update writes them into it"});
+    }
+    return;
+  }
+  result.checks.push_back(rules::instructions_check(prefix + "/decode", rb.decode, rc.decode, b));
+  for (const auto& [t, base] : rb.steps) {
+    result.checks.push_back(
+        rules::instructions_check(prefix + "/step@t=" + std::to_string(t), base, rc.steps.at(t), b));
+  }
+  result.checks.push_back(rules::exponent_check("scaling/" + name + "/exponent", rb.exponent, rc.exponent, b));
+}
+
+// naive against each other implementation counted on either side, at the ratio position.
+void add_ratio_checks(GateResult& result, const Sides& s, const std::set<std::string>& both,
+                      const GateBands& b) {
+  const ImplReadings* naive_b = readings(s.base_readings, "naive");
+  const ImplReadings* naive_c = readings(s.cur_readings, "naive");
+  if (!(naive_b && naive_b->counted) && !(naive_c && naive_c->counted)) return;  // no reference either side
+  const int t = s.cur.workload.sweep.ratio_position;
+  for (const std::string& name : both) {
+    const ImplReadings& rb = s.base_readings.at(name);
+    const ImplReadings& rc = s.cur_readings.at(name);
+    if (name == "naive" || (!rb.counted && !rc.counted)) continue;
+    result.checks.push_back(rules::ratio_check("scaling/naive_over_" + name + "@t=" + std::to_string(t),
+                                               rules::ratio_reading(naive_b, rb, t),
+                                               rules::ratio_reading(naive_c, rc, t), b));
+  }
+}
+
+void require_comparable(const Measurement& base, const Measurement& cur, const GateBands& b) {
+  const std::string workload_diff = describe_difference(base.workload, cur.workload);
+  require(workload_diff.empty(), "the baseline was measured with another workload (baseline vs current: ",
+          workload_diff, "); write a new baseline with --update (ci/README.md)");
+  require(!base.impls.empty(), "the baseline holds no implementations: nothing to compare");
+  require(!cur.impls.empty(), "the current measurement holds no implementations: nothing to compare");
+  base.workload.validate();  // the per-step counts divide by its steps
+  if (!b.strict_time) return;
+  for (const auto& [name, im] : base.impls) {
+    const auto it = cur.impls.find(name);
+    if (it == cur.impls.end()) continue;
+    const std::size_t nb = im.seconds_per_step.size(), nc = it->second.seconds_per_step.size();
+    require(static_cast<int>(std::min(nb, nc)) >= b.time_min_repetitions, "--strict-time needs >= ",
+            b.time_min_repetitions, " wall-clock repetitions on each side; '", name, "' has ", nb,
+            " in the baseline and ", nc, " now");
+  }
 }
 
 }  // namespace
+
+int GateResult::count(Verdict verdict) const {
+  return static_cast<int>(std::count_if(checks.begin(), checks.end(),
+                                        [verdict](const Check& c) { return c.verdict == verdict; }));
+}
 
 std::vector<std::pair<int, double>> per_step(const InstructionCounts& counts, int steps) {
   std::vector<std::pair<int, double>> out;
@@ -96,26 +184,8 @@ std::vector<std::pair<int, double>> per_step(const InstructionCounts& counts, in
   return out;
 }
 
-int GateResult::count(Verdict verdict) const {
-  return static_cast<int>(std::count_if(checks.begin(), checks.end(),
-                                        [verdict](const Check& c) { return c.verdict == verdict; }));
-}
-
 GateResult compare(const Measurement& base, const Measurement& cur, const GateBands& b) {
-  const std::string workload_diff = describe_difference(base.workload, cur.workload);
-  require(workload_diff.empty(), "the baseline was measured with another workload (baseline vs current: ",
-          workload_diff, "); write a new baseline with --update (ci/README.md)");
-  if (b.strict_time) {
-    for (const auto& [name, im] : base.impls) {
-      const auto it = cur.impls.find(name);
-      if (it == cur.impls.end()) continue;
-      const std::size_t nb = im.seconds_per_step.size(), nc = it->second.seconds_per_step.size();
-      require(static_cast<int>(std::min(nb, nc)) >= b.time_min_repetitions, "--strict-time needs >= ",
-              b.time_min_repetitions, " wall-clock repetitions on each side; '", name, "' has ", nb,
-              " in the baseline and ", nc, " now");
-    }
-  }
-
+  require_comparable(base, cur, b);
   GateResult result;
   const std::string toolchain_diff = base.toolchain.describe_difference(cur.toolchain);
   if (!toolchain_diff.empty()) {
@@ -123,103 +193,54 @@ GateResult compare(const Measurement& base, const Measurement& cur, const GateBa
                            ". Instruction counts depend on it; if this is the CI toolchain now, "
                            "update the baseline (ci/README.md).");
   }
-  for (const auto& [name, im] : cur.impls) {
-    (void)im;
-    if (!base.impls.count(name)) {
-      result.notes.push_back("'" + name + "' is not in the baseline: not gated (add it with --update)");
-    }
-  }
-  const int sweep_steps = cur.workload.sweep.steps;
-  for (const auto& [name, bi] : base.impls) {
-    const auto found = cur.impls.find(name);
-    if (found == cur.impls.end()) {
-      const auto why = cur.unavailable.find(name);
-      if (why != cur.unavailable.end()) {
-        result.checks.push_back({"present/" + name, "measured", "unavailable", "-", Verdict::skip, why->second});
-      } else {
-        result.checks.push_back({"present/" + name, "measured", "absent", "present", Verdict::fail,
-                                 "not in this build: update the baseline if it was removed on purpose"});
-      }
+  const Sides s = read_sides(base, cur);
+  std::set<std::string> both;  // measured on both sides
+  for (const std::string& name : all_names(base, cur)) {
+    const ImplMeasurement* bi = measured(base, name);
+    const ImplMeasurement* ci = measured(cur, name);
+    if (!bi || !ci) {
+      result.checks.push_back(presence_check(base, cur, name));
       continue;
     }
-    const ImplMeasurement& ci = found->second;
-    const auto bc = bi.counters.as_map(), cc = ci.counters.as_map();
-    for (const auto& [counter, value] : bc) {
-      Check c = exact_check("counters/" + name + "/" + counter, value, cc.at(counter));
-      if (bi.counters.phases != ci.counters.phases) {
-        c.note += (c.note.empty() ? "" : "; ") + std::string("phases ") + bi.counters.phases + " vs " +
-                  ci.counters.phases;
-      }
-      result.checks.push_back(c);
-    }
-    if (bi.instructions && !ci.instructions) {
-      result.checks.push_back({"instructions/" + name, "counted", "not counted", "counted", Verdict::fail,
-                               ci.instructions_skipped});
-    } else if (bi.instructions && ci.instructions) {
-      const InstructionCounts& bn = *bi.instructions;
-      const InstructionCounts& cn = *ci.instructions;
-      result.checks.push_back(instructions_check("instructions/" + name + "/decode",
-                                                 static_cast<double>(bn.decode),
-                                                 static_cast<double>(cn.decode), b));
-      // Sweep positions both measured (the same workload measures the same ones; a build
-      // that moved an implementation to another worker may not).
-      InstructionCounts bcommon, ccommon;
-      for (const auto& [t, ir] : bn.sweep) {
-        const std::string check_name = "instructions/" + name + "/step@t=" + std::to_string(t);
-        const auto it = cn.sweep.find(t);
-        if (it == cn.sweep.end()) {
-          result.checks.push_back({check_name, with_commas(static_cast<double>(ir) / sweep_steps),
-                                   "not measured", "measured", Verdict::fail, ""});
-          continue;
-        }
-        result.checks.push_back(instructions_check(check_name, static_cast<double>(ir) / sweep_steps,
-                                                   static_cast<double>(it->second) / sweep_steps, b));
-        bcommon.sweep[t] = ir;
-        ccommon.sweep[t] = it->second;
-      }
-      if (bcommon.sweep.size() < 2) continue;
-      const double eb = exponent_of(bcommon, sweep_steps), ec = exponent_of(ccommon, sweep_steps);
-      // Steeper growth is worse; a flatter one passes and asks for a baseline update.
-      Check c{"scaling/" + name + "/exponent", fixed(eb, 3), fixed(ec, 3), "<= +" + fixed(b.exponent, 2),
-              ec - eb > b.exponent ? Verdict::fail : Verdict::pass, (ec >= eb ? "+" : "") + fixed(ec - eb, 3)};
-      if (eb - ec > b.exponent) c.note += " improved: update the baseline";
-      result.checks.push_back(c);
-    }
+    both.insert(name);
+    const ImplReadings& rb = s.base_readings.at(name);
+    const ImplReadings& rc = s.cur_readings.at(name);
+    add_counter_checks(result, name, *bi, *ci, rb, rc);
+    add_instruction_checks(result, name, *bi, *ci, rb, rc, b);
   }
-
-  // naive against each other counted implementation, at the ratio position.
-  const int t = cur.workload.sweep.ratio_position;
-  const auto naive_b = base.impls.find("naive"), naive_c = cur.impls.find("naive");
-  if (naive_b != base.impls.end() && naive_c != cur.impls.end() && naive_b->second.instructions &&
-      naive_c->second.instructions) {
-    for (const auto& [name, bi] : base.impls) {
-      const auto found = cur.impls.find(name);
-      if (name == "naive" || !bi.instructions || found == cur.impls.end() || !found->second.instructions) {
-        continue;
-      }
-      const auto at_t = [t](const ImplMeasurement& im) {
-        const auto it = im.instructions->sweep.find(t);
-        return it == im.instructions->sweep.end() ? 0.0 : static_cast<double>(it->second);
-      };
-      const double nb = at_t(naive_b->second), nc = at_t(naive_c->second);
-      const double xb = at_t(bi), xc = at_t(found->second);
-      if (nb <= 0 || nc <= 0 || xb <= 0 || xc <= 0) continue;  // "not measured" failed above
-      const double rb = nb / xb, rc = nc / xc;
-      const double change = rc / rb - 1.0;
-      // A smaller ratio is a smaller advantage of the cache over no cache: worse.
-      Check c{"scaling/naive_over_" + name + "@t=" + std::to_string(t), fixed(rb, 2), fixed(rc, 2),
-              ">= -" + band_percent(b.ratio), change < -b.ratio ? Verdict::fail : Verdict::pass,
-              signed_percent(change)};
-      if (change > b.ratio) c.note += " improved: update the baseline";
-      result.checks.push_back(c);
-    }
-  }
-
-  for (const auto& [name, bi] : base.impls) {
-    const auto found = cur.impls.find(name);
-    if (found != cur.impls.end()) add_time_check(result, name, bi, found->second, b);
+  add_ratio_checks(result, s, both, b);
+  for (const std::string& name : both) {
+    result.checks.push_back(rules::time_check("time/" + name + "/decode_step", base.impls.at(name).seconds_per_step,
+                                              cur.impls.at(name).seconds_per_step, b));
   }
   return result;
+}
+
+std::vector<std::string> measurement_problems(const Measurement& m) {
+  std::vector<std::string> out;
+  if (m.impls.empty()) out.push_back("impls: empty (no implementation was measured)");
+  for (const auto& [name, im] : m.impls) {
+    const std::string at = "impls." + name + ".";
+    const ImplReadings r = rules::read_impl(im, m.workload, rules::expected_positions(m.workload, im));
+    for (const auto& [counter, reading] : r.counters) {
+      if (!reading.usable()) out.push_back(at + "counters." + counter + ": " + reading.problem);
+    }
+    if (r.counted) {
+      if (!r.decode.usable()) out.push_back(at + "instructions.decode: " + r.decode.problem);
+      bool steps_usable = true;
+      for (const auto& [t, reading] : r.steps) {
+        if (reading.usable()) continue;
+        steps_usable = false;
+        out.push_back(at + "instructions.sweep." + std::to_string(t) + ": " + reading.problem);
+      }
+      // An unusable step already says why the fit fails; this is for a fit that fails alone.
+      if (steps_usable && !r.exponent.usable()) {
+        out.push_back(at + "instructions.sweep (its scaling exponent): " + r.exponent.problem);
+      }
+    }
+    if (!r.samples_problem.empty()) out.push_back(at + r.samples_problem);
+  }
+  return out;
 }
 
 void print_result(const GateResult& result, std::ostream& out) {

@@ -8,6 +8,13 @@
 //   scaling/naive_over_IMPL@t=T   naive's Ir per step / IMPL's at t = T, at most -15%.
 // Bands are one-sided: a build fails only when it got worse; an improvement beyond the band
 // passes with a note to update the baseline.
+// Every check is built from the union of what the two measurements hold (implementations,
+// counters, instruction counts, sweep positions, with the workload's sweep positions always
+// expected): a signal missing on one side, or a value that cannot be a measurement (a count
+// of 0, a duration that is not finite and > 0, an exponent that is not finite), fails by name
+// and side (checks_rules.h); nothing passes on a value that could not be read. An
+// implementation on one side only fails (removed, or new: gated once --update adds it)
+// unless it is unavailable on the other (skipped, with the reason).
 // Wall-clock (time/IMPL/decode_step) is reported only, unless strict_time: then a slowdown
 // fails when the Mann-Whitney U test rejects "same distribution" (p < alpha) and the median
 // grew by more than the minimum effect.
@@ -44,16 +51,22 @@ struct Check {
 };
 
 struct GateResult {
-  std::vector<std::string> notes;  // printed before the table (toolchain, new impls)
+  std::vector<std::string> notes;  // printed before the table (a toolchain difference)
   std::vector<Check> checks;
   int count(Verdict verdict) const;
   bool passed() const { return count(Verdict::fail) == 0; }
 };
 
-// Throws Error (unusable input, exit 2) when the workloads differ, or strict_time is asked
-// for with fewer than time_min_repetitions samples on either side.
+// Throws Error (unusable input, exit 2) when the workloads differ, either side holds no
+// implementation, or strict_time is asked for with fewer than time_min_repetitions samples
+// on either side.
 GateResult compare(const Measurement& baseline, const Measurement& current,
                    const GateBands& bands);
+
+// RETURNS: one line per value of `measurement` that no check could read, each naming its JSON
+// field ("impls.naive.instructions.decode: 0 is impossible: ..."); empty when every value is
+// usable. --update refuses to write a baseline while this is not empty.
+std::vector<std::string> measurement_problems(const Measurement& measurement);
 
 // Prints the notes, a table (CHECK BASELINE CURRENT BAND VERDICT NOTE) and, last,
 // "N passed, M failed" plus the reported-only and skipped counts.

@@ -1,6 +1,8 @@
 // `kvbench gate`: compares this build with a committed baseline (ci/README.md).
-//   exit 0: every check passed; 1: a regression; 2: unusable input (missing file, another
-//   schema or version, another workload) or a measurement that could not run.
+//   exit 0: every check passed; 1: a regression (or a missing, zero or non-finite value: a
+//   failed check); 2: unusable input (missing file, not JSON, another schema or version, a
+//   field of the wrong type, no implementations, another workload), a measurement that could
+//   not run, or --update on a broken measurement.
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "ci/callgrind.h"
 #include "ci/checks.h"
@@ -91,9 +94,21 @@ void print_header(const GateArgs& a) {
             << (a.current.empty() ? "measured by this build" : a.current) << std::endl;
 }
 
+// Throws Error (exit 2) when `current` holds a value no check could read: a baseline written
+// from it would make every later comparison of that value fail or mean nothing.
+void require_usable_as_baseline(const gate::Measurement& current, const GateArgs& a) {
+  const std::vector<std::string> problems = gate::measurement_problems(current);
+  if (problems.empty()) return;
+  std::string list;
+  for (const std::string& p : problems) list += "\n  " + p;
+  fail("refusing to write the baseline '", a.baseline, "': the measurement",
+       a.current.empty() ? std::string() : " '" + a.current + "'", " is broken (nothing was written):", list);
+}
+
 // --update: the comparison with the old baseline, when it is usable, is for information.
 void update_baseline(const GateArgs& a) {
   const gate::Measurement current = current_measurement(a);
+  require_usable_as_baseline(current, a);
   print_header(a);
   if (access(a.baseline.c_str(), F_OK) == 0) {
     try {

@@ -2,7 +2,9 @@
 
 #include <gnu/libc-version.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <initializer_list>
 #include <fstream>
 #include <sstream>
 
@@ -159,75 +161,165 @@ json to_json(const Measurement& m) {
 
 namespace {
 
-// RETURNS: j[key] as T. Throws Error "missing field WHEREkey" or "field WHEREkey: expected
-// <kind>, got <value>" (json_file's strict conversion: a negative count is not a count).
-template <typename T>
-T get(const json& j, const std::string& where, const char* key) {
+// The parser takes only what the gate writes: counts are JSON integers >= 0 (nlohmann's
+// get<uint64_t> would turn -5 into 18446744073709551611 and 1.5 into 1), seconds are numbers,
+// and every key of an implementation is one this version knows. Whether a well-typed value
+// is usable (a count of 0, a duration <= 0) is the checks' business (checks_rules.h): those
+// are failures named in the table, not unusable files.
+
+// RETURNS: the JSON type of `v` as a message says it, with the value when short.
+std::string describe(const json& v) {
+  if (v.is_null()) return "null (how a NaN or an infinity is written in JSON)";
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return std::string("a boolean (") + (v.get<bool>() ? "true" : "false") + ")";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return v.dump();
+}
+
+const json& field(const json& j, const std::string& where, const char* key) {
   require(j.is_object() && j.contains(key), "missing field ", where, key);
-  return json_file::as<T>(json_file::Field(j.at(key), "", where + key));
+  return j.at(key);
+}
+
+std::string get_string(const json& j, const std::string& where, const char* key) {
+  const json& v = field(j, where, key);
+  require(v.is_string(), "field ", where, key, " is ", describe(v), ", expected a string");
+  return v.get<std::string>();
+}
+
+std::uint64_t count_value(const json& v, const std::string& path) {
+  require(v.is_number_unsigned(), "field ", path, " is ", describe(v),
+          ", expected a count (an integer >= 0)");
+  return v.get<std::uint64_t>();
+}
+
+std::uint64_t get_count(const json& j, const std::string& where, const char* key) {
+  return count_value(field(j, where, key), where + key);
+}
+
+// Throws unless every key of the object `j` is one of `known` (a field this version does not
+// read would otherwise be ignored on one side of a comparison).
+void require_known_keys(const json& j, const std::string& where, std::initializer_list<const char*> known) {
+  require(j.is_object(), "field ", where.empty() ? "(top level)" : where.substr(0, where.size() - 1), " is ",
+          describe(j), ", expected an object");
+  for (const auto& item : j.items()) {
+    const bool ok = std::any_of(known.begin(), known.end(), [&](const char* k) { return item.key() == k; });
+    require(ok, "unknown field ", where, item.key(), " (version ", kSchemaVersion, " has no such field)");
+  }
+}
+
+// RETURNS: the sweep position a key names; "64" only (no sign, no leading zero, no suffix).
+int position_key(const std::string& key, const std::string& where) {
+  const bool digits = !key.empty() && key.size() <= 9 && key[0] != '0' &&
+                      std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  require(digits, "field ", where, " has a key '", key, "' that is not a sweep position (an integer >= 1)");
+  return std::stoi(key);
+}
+
+InstructionCounts instructions_from_json(const json& ins, const std::string& where) {
+  require_known_keys(ins, where, {"decode", "sweep"});
+  InstructionCounts counts;
+  counts.decode = get_count(ins, where, "decode");
+  const json& sweep = field(ins, where, "sweep");
+  require(sweep.is_object(), "field ", where, "sweep is ", describe(sweep), ", expected an object");
+  for (const auto& item : sweep.items()) {
+    const int t = position_key(item.key(), where + "sweep");
+    counts.sweep[t] = count_value(item.value(), where + "sweep." + item.key());
+  }
+  return counts;
+}
+
+std::vector<double> samples_from_json(const json& j, const std::string& where) {
+  const json& v = field(j, where, "seconds_per_step");
+  require(v.is_array(), "field ", where, "seconds_per_step is ", describe(v), ", expected an array of seconds");
+  std::vector<double> out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    require(v[i].is_number(), "field ", where, "seconds_per_step[", i, "] is ", describe(v[i]),
+            ", expected a number of seconds");
+    out.push_back(v[i].get<double>());
+  }
+  return out;
 }
 
 ImplMeasurement impl_from_json(const json& j, const std::string& where) {
+  require_known_keys(j, where, {"device", "counters", "instructions", "instructions_skipped", "seconds_per_step"});
   ImplMeasurement im;
-  im.device = get<std::string>(j, where, "device");
-  const json& c = j.contains("counters") ? j.at("counters") : json();
+  im.device = get_string(j, where, "device");
   const std::string cw = where + "counters.";
-  im.counters.kv_projection_rows = get<std::uint64_t>(c, cw, "kv_projection_rows");
-  im.counters.qk_dot_products = get<std::uint64_t>(c, cw, "qk_dot_products");
-  im.counters.kv_bytes_read = get<std::uint64_t>(c, cw, "kv_bytes_read");
-  im.counters.bytes_held = get<std::uint64_t>(c, cw, "bytes_held");
-  im.counters.phases = get<std::string>(c, cw, "phases");
+  const json& c = field(j, where, "counters");
+  require_known_keys(c, cw, {"kv_projection_rows", "qk_dot_products", "kv_bytes_read", "bytes_held", "phases"});
+  im.counters.kv_projection_rows = get_count(c, cw, "kv_projection_rows");
+  im.counters.qk_dot_products = get_count(c, cw, "qk_dot_products");
+  im.counters.kv_bytes_read = get_count(c, cw, "kv_bytes_read");
+  im.counters.bytes_held = get_count(c, cw, "bytes_held");
+  im.counters.phases = get_string(c, cw, "phases");
+  require(!(j.contains("instructions") && j.contains("instructions_skipped")), "fields ", where,
+          "instructions and ", where, "instructions_skipped are both present (one or the other)");
   if (j.contains("instructions")) {
-    const json& ins = j.at("instructions");
-    InstructionCounts counts;
-    counts.decode = get<std::uint64_t>(ins, where + "instructions.", "decode");
-    const auto sweep = get<std::map<std::string, std::uint64_t>>(ins, where + "instructions.", "sweep");
-    for (const auto& [t, ir] : sweep) {
-      try {
-        counts.sweep[std::stoi(t)] = ir;
-      } catch (const std::exception&) {
-        fail("field ", where, "instructions.sweep has a key '", t, "' that is not a position");
-      }
-    }
-    im.instructions = counts;
+    im.instructions = instructions_from_json(j.at("instructions"), where + "instructions.");
   } else {
-    im.instructions_skipped = get<std::string>(j, where, "instructions_skipped");
+    im.instructions_skipped = get_string(j, where, "instructions_skipped");
   }
-  im.seconds_per_step = get<std::vector<double>>(j, where, "seconds_per_step");
+  im.seconds_per_step = samples_from_json(j, where);
   return im;
+}
+
+Toolchain toolchain_from_json(const json& j) {
+  const json& t = field(j, "", "toolchain");
+  Toolchain out;
+  out.compiler = get_string(t, "toolchain.", "compiler");
+  out.build_type = get_string(t, "toolchain.", "build_type");
+  out.valgrind = get_string(t, "toolchain.", "valgrind");
+  out.glibc = get_string(t, "toolchain.", "glibc");
+  out.cpu = get_string(t, "toolchain.", "cpu");
+  out.cpu_features = get_string(t, "toolchain.", "cpu_features");
+  out.libraries = get_string(t, "toolchain.", "libraries");
+  return out;
+}
+
+// workload_from_json validates too (steps >= 1: the checks divide region totals by them).
+GateWorkload gate_workload_from_json(const json& j) {
+  try {
+    return workload_from_json(field(j, "", "workload"));
+  } catch (const Error& e) {
+    fail("workload: ", e.what());
+  }
+}
+
+std::map<std::string, std::string> unavailable_from_json(const json& j) {
+  const json& u = field(j, "", "unavailable");
+  require(u.is_object(), "field unavailable is ", describe(u), ", expected an object of reasons");
+  std::map<std::string, std::string> out;
+  for (const auto& item : u.items()) out[item.key()] = get_string(u, "unavailable.", item.key().c_str());
+  return out;
 }
 
 }  // namespace
 
 Measurement measurement_from_json(const json& j) {
-  require(j.is_object(), "not a kvbench gate measurement (the top level is not an object)");
+  require(j.is_object(), "not a kvbench gate measurement (the top level is ", describe(j), ", not an object)");
   const std::string schema = j.contains("schema") && j.at("schema").is_string()
                                  ? j.at("schema").get<std::string>() : std::string("(none)");
   require(schema == kSchema, "schema is '", schema, "', expected '", kSchema, "'");
-  const int version = get<int>(j, "", "version");
-  require(version == kSchemaVersion, "schema version is ", version, ", this kvbench reads version ",
-          kSchemaVersion, " (write a new baseline with --update)");
+  const json& version = field(j, "", "version");
+  require(version.is_number_integer(), "field version is ", describe(version), ", expected an integer");
+  require(version.get<long long>() == kSchemaVersion, "schema version is ", version.dump(),
+          ", this kvbench reads version ", kSchemaVersion, " (write a new baseline with --update)");
   Measurement m;
-  const json& t = j.contains("toolchain") ? j.at("toolchain") : json();
-  m.toolchain.compiler = get<std::string>(t, "toolchain.", "compiler");
-  m.toolchain.build_type = get<std::string>(t, "toolchain.", "build_type");
-  m.toolchain.valgrind = get<std::string>(t, "toolchain.", "valgrind");
-  m.toolchain.glibc = get<std::string>(t, "toolchain.", "glibc");
-  m.toolchain.cpu = get<std::string>(t, "toolchain.", "cpu");
-  m.toolchain.cpu_features = get<std::string>(t, "toolchain.", "cpu_features");
-  m.toolchain.libraries = get<std::string>(t, "toolchain.", "libraries");
-  require(j.contains("workload"), "missing field workload");
-  try {
-    m.workload = workload_from_json(j.at("workload"));
-  } catch (const Error& e) {
-    fail("workload: ", e.what());
-  }
-  const json& impls = j.contains("impls") ? j.at("impls") : json();
-  require(impls.is_object(), "missing field impls (an object of implementations)");
+  m.toolchain = toolchain_from_json(j);
+  m.workload = gate_workload_from_json(j);
+  const json& impls = field(j, "", "impls");
+  require(impls.is_object(), "field impls is ", describe(impls), ", expected an object of implementations");
+  // Nothing to compare is not a pass: the gate needs at least one measured implementation.
+  require(!impls.empty(), "field impls is empty (a measurement holds at least one implementation)");
   for (const auto& item : impls.items()) {
     m.impls[item.key()] = impl_from_json(item.value(), "impls." + item.key() + ".");
   }
-  m.unavailable = get<std::map<std::string, std::string>>(j, "", "unavailable");
+  m.unavailable = unavailable_from_json(j);
+  for (const auto& [name, why] : m.unavailable) {
+    require(m.impls.count(name) == 0, "'", name, "' is both in impls and in unavailable");
+  }
   return m;
 }
 

@@ -69,8 +69,12 @@ struct Measurement {
 };
 
 nlohmann::json to_json(const Measurement& measurement);
-// Throws Error (the gate's "unusable input", exit 2) naming the problem: another schema or
-// version, a missing or ill-typed field.
+// Throws Error (the gate's "unusable input", exit 2) naming the JSON field and what it holds:
+// another schema or version, a missing field, a field of this version's schema that holds
+// another type (a count that is negative, fractional, null or a string; seconds that are not
+// numbers), a field this version does not know, an empty `impls`, or a workload that cannot
+// be run. Well-typed values that cannot be a measurement (a count of 0, a duration <= 0) are
+// read as they are: the checks fail them by name (checks.h).
 Measurement measurement_from_json(const nlohmann::json& json);
 
 // Throws Error when the file is missing, unreadable, not JSON or not a measurement.

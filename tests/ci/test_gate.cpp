@@ -9,11 +9,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <utility>
 #include <string>
 #include <vector>
 
 #include "ci/callgrind.h"
 #include "ci/checks.h"
+#include "ci/checks_rules.h"
 #include "ci/gate_stats.h"
 #include "ci/measurement.h"
 #include "ci/subprocess.h"
@@ -217,6 +220,9 @@ TEST(GateChecks, IdenticalMeasurementsPass) {
   // ones; one ratio; 3 time lines.
   EXPECT_EQ(r.count(Verdict::pass), 12 + (1 + 5 + 1) + (1 + 7 + 1) + 1);
   EXPECT_EQ(r.count(Verdict::info), 3);
+  // torchy has no instruction counts on either side: said by a row, not left out.
+  EXPECT_EQ(r.count(Verdict::skip), 1);
+  EXPECT_EQ(find_check(r, "instructions/torchy").verdict, Verdict::skip);
 }
 
 TEST(GateChecks, CountersAreExactInBothDirections) {
@@ -301,12 +307,26 @@ TEST(GateChecks, MissingUnavailableAndNewImplementations) {
   EXPECT_EQ(find_check(compare(synthetic(), cur, GateBands{}), "present/torchy").verdict, Verdict::fail);
   cur.unavailable["torchy"] = "no CUDA device";
   EXPECT_EQ(find_check(compare(synthetic(), cur, GateBands{}), "present/torchy").verdict, Verdict::skip);
+  // A new implementation fails until --update adds it to the baseline (README: "a new
+  // implementation is gated once --update has added it"): it is never silently ungated.
   cur = synthetic();
   cur.impls["newcomer"] = cur.impls.at("cached");
-  const GateResult r = compare(synthetic(), cur, GateBands{});
+  GateResult r = compare(synthetic(), cur, GateBands{});
+  EXPECT_EQ(failures(r), 1);
+  const Check& added = find_check(r, "present/newcomer");
+  EXPECT_EQ(added.verdict, Verdict::fail);
+  EXPECT_NE(added.note.find("gated once --update adds it"), std::string::npos) << added.note;
+  // Unavailable where the baseline was written (a GPU implementation, baseline from a CPU
+  // machine) and measured here: skipped by name, not failed.
+  Measurement base = synthetic();
+  base.unavailable["newcomer"] = "no CUDA device";
+  r = compare(base, cur, GateBands{});
   EXPECT_TRUE(r.passed());
-  ASSERT_EQ(r.notes.size(), 1u);
-  EXPECT_NE(r.notes[0].find("'newcomer' is not in the baseline"), std::string::npos);
+  EXPECT_EQ(find_check(r, "present/newcomer").verdict, Verdict::skip);
+  // Unavailable in the baseline and not registered in this build (built without CUDA).
+  r = compare(base, synthetic(), GateBands{});
+  EXPECT_TRUE(r.passed());
+  EXPECT_EQ(find_check(r, "present/newcomer").verdict, Verdict::skip);
 }
 
 TEST(GateChecks, ALostInstructionCountFails) {
@@ -347,6 +367,231 @@ TEST(GateChecks, WallClockIsReportedUnlessStrict) {
   strict.time_min_effect = 0.05;
   samples.resize(5);
   EXPECT_THROW(compare(base, cur, strict), Error);
+}
+
+// ---- holes: every check can fail ----------------------------------------------------
+// What a user found passing: a zero count ("-100%, improved"), an empty sweep (fewer checks,
+// all passing) and a NaN exponent. Every check is built from the union of both sides; a
+// missing, zero or non-finite value fails by name and side.
+
+// RETURNS: the note of a check that must have failed (empty, and a test failure, otherwise).
+std::string failed_note(const GateResult& r, const std::string& name) {
+  const Check& c = find_check(r, name);
+  EXPECT_EQ(c.verdict, Verdict::fail) << name << ": " << c.note;
+  return c.note;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+TEST(GateHoles, AZeroDecodeCountFailsOnEitherSide) {
+  Measurement zero = synthetic();
+  zero.impls.at("cached").instructions->decode = 0;
+  // Current 0: was "-100.0%, improved".
+  GateResult r = compare(synthetic(), zero, GateBands{});
+  EXPECT_EQ(failures(r), 1);
+  EXPECT_TRUE(has(failed_note(r, "instructions/cached/decode"), "current: 0 is impossible"));
+  // Baseline 0: a relative change from 0 is not computed.
+  r = compare(zero, synthetic(), GateBands{});
+  EXPECT_TRUE(has(failed_note(r, "instructions/cached/decode"), "baseline: 0 is impossible"));
+  // Both 0: equal, and still no pass.
+  r = compare(zero, zero, GateBands{});
+  const std::string note = failed_note(r, "instructions/cached/decode");
+  EXPECT_TRUE(has(note, "baseline: 0") && has(note, "current: 0")) << note;
+}
+
+TEST(GateHoles, AZeroSweepCountFailsItsStepTheFitAndTheRatio) {
+  Measurement zero = synthetic();
+  zero.impls.at("cached").instructions->sweep.at(512) = 0;
+  const GateResult r = compare(synthetic(), zero, GateBands{});
+  EXPECT_TRUE(has(failed_note(r, "instructions/cached/step@t=512"), "current: 0 is impossible"));
+  EXPECT_TRUE(has(failed_note(r, "scaling/cached/exponent"), "current: not fitted: t=512"));
+  EXPECT_TRUE(has(failed_note(r, "scaling/naive_over_cached@t=512"), "current: the count at t=512"));
+  EXPECT_EQ(failures(r), 3);
+}
+
+TEST(GateHoles, ZeroCountersFailEvenWhenEqual) {
+  Measurement zero = synthetic();
+  zero.impls.at("naive").counters.bytes_held = 0;
+  EXPECT_TRUE(has(failed_note(compare(synthetic(), zero, GateBands{}), "counters/naive/bytes_held"),
+                  "current: 0 is impossible"));
+  const std::string note = failed_note(compare(zero, zero, GateBands{}), "counters/naive/bytes_held");
+  EXPECT_TRUE(has(note, "baseline: 0 is impossible")) << note;
+}
+
+TEST(GateHoles, AnEmptySweepFailsEveryPositionItLacks) {
+  const GateResult whole = compare(synthetic(), synthetic(), GateBands{});
+  Measurement empty = synthetic();
+  empty.impls.at("cached").instructions->sweep.clear();
+  // Baseline empty (was: 9 checks fewer, all passing) or current empty: the same number of
+  // checks as the whole one, and 7 steps + the exponent + the ratio fail.
+  for (const auto& [base, cur] : {std::pair{empty, synthetic()}, {synthetic(), empty}}) {
+    const GateResult r = compare(base, cur, GateBands{});
+    EXPECT_EQ(r.checks.size(), whole.checks.size());
+    EXPECT_EQ(failures(r), 7 + 1 + 1);
+    EXPECT_TRUE(has(failed_note(r, "instructions/cached/step@t=32"), "not measured"));
+    EXPECT_TRUE(has(failed_note(r, "scaling/cached/exponent"), "not fitted"));
+    EXPECT_TRUE(has(failed_note(r, "scaling/naive_over_cached@t=512"), "not measured"));
+  }
+  // Both sides empty: the workload's own positions are still expected (t=1024 and 2048 are
+  // long positions, expected only where a side measured them).
+  const GateResult r = compare(empty, empty, GateBands{});
+  EXPECT_EQ(failures(r), 5 + 1 + 1);
+  EXPECT_TRUE(has(failed_note(r, "instructions/cached/step@t=256"), "baseline: not measured; current: not measured"));
+}
+
+TEST(GateHoles, ASweepPositionOnOneSideOnlyFails) {
+  Measurement more = synthetic();
+  auto& sweep = more.impls.at("naive").instructions->sweep;
+  sweep[1024] = 10 * 40000000ull;  // a long position naive does not measure in the baseline
+  GateResult r = compare(synthetic(), more, GateBands{});
+  EXPECT_EQ(failures(r), 2);
+  EXPECT_TRUE(has(failed_note(r, "instructions/naive/step@t=1024"), "baseline: not measured"));
+  EXPECT_TRUE(has(failed_note(r, "scaling/naive/exponent"), "baseline: not fitted: t=1024"));
+  // A position that is not the workload's, on both sides: fails as such.
+  Measurement odd = synthetic();
+  odd.impls.at("naive").instructions->sweep[100] = 10 * 3000000ull;
+  r = compare(odd, odd, GateBands{});
+  EXPECT_TRUE(has(failed_note(r, "instructions/naive/step@t=100"), "not a sweep position of the workload"));
+}
+
+TEST(GateHoles, ANonFiniteExponentFails) {
+  // compare() fits only usable sweeps, whose fit is finite; the rule itself must not pass a
+  // NaN or an infinity on either side (NaN - b > 0.15 is false: the old pass).
+  using rules::finite;
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  for (const auto& [base, cur] : {std::pair{finite(0.7, 3), finite(nan, 3)}, {finite(nan, 3), finite(0.7, 3)},
+                                  {finite(nan, 3), finite(nan, 3)}, {finite(0.7, 3), finite(-inf, 3)}}) {
+    const Check c = rules::exponent_check("scaling/x/exponent", base, cur, GateBands{});
+    EXPECT_EQ(c.verdict, Verdict::fail) << c.baseline << " vs " << c.current;
+    EXPECT_TRUE(has(c.note, "is not a finite number")) << c.note;
+  }
+  EXPECT_EQ(rules::exponent_check("e", finite(0.7, 3), finite(0.75, 3), GateBands{}).verdict, Verdict::pass);
+  // The ratio and the instruction rules likewise.
+  EXPECT_EQ(rules::ratio_check("r", finite(13.0, 2), finite(nan, 2), GateBands{}).verdict, Verdict::fail);
+  EXPECT_EQ(rules::instructions_check("i", finite(inf, 0), finite(1.0, 0), GateBands{}).verdict, Verdict::fail);
+}
+
+TEST(GateHoles, BadWallClockSamplesFailAndMissingOnesAreSaid) {
+  const double nan = std::nan("");
+  for (double bad : {nan, -1e-5, 0.0, std::numeric_limits<double>::infinity()}) {
+    Measurement cur = synthetic();
+    cur.impls.at("cached").seconds_per_step[3] = bad;
+    const std::string note = failed_note(compare(synthetic(), cur, GateBands{}), "time/cached/decode_step");
+    EXPECT_TRUE(has(note, "current: seconds_per_step[3] is")) << note;
+  }
+  Measurement untimed = synthetic();
+  untimed.impls.at("cached").seconds_per_step.clear();
+  const Check c = find_check(compare(synthetic(), untimed, GateBands{}), "time/cached/decode_step");
+  EXPECT_EQ(c.verdict, Verdict::info);
+  EXPECT_EQ(c.current, "not timed");
+  EXPECT_TRUE(has(c.note, "no comparison: not timed in the current")) << c.note;
+}
+
+TEST(GateHoles, CountsOnOneSideOnlyFail) {
+  Measurement counted = synthetic();
+  counted.impls.at("torchy").instructions = counted.impls.at("cached").instructions;
+  const GateResult r = compare(synthetic(), counted, GateBands{});
+  EXPECT_TRUE(has(failed_note(r, "instructions/torchy"), "baseline: not counted"));
+  // Its ratio to naive cannot be computed on the baseline's side: failed, not left out.
+  EXPECT_TRUE(has(failed_note(r, "scaling/naive_over_torchy@t=512"), "baseline: not counted"));
+}
+
+TEST(GateHoles, WithoutNaiveOnOneSideTheRatiosFail) {
+  Measurement cur = synthetic();
+  cur.impls.erase("naive");
+  const GateResult r = compare(synthetic(), cur, GateBands{});
+  EXPECT_TRUE(has(failed_note(r, "present/naive"), "current: not in this build"));
+  EXPECT_TRUE(has(failed_note(r, "scaling/naive_over_cached@t=512"), "current: naive is not measured"));
+}
+
+TEST(GateHoles, CountersOfDifferentPhasesFail) {
+  Measurement cur = synthetic();
+  cur.impls.at("cached").counters.phases = "prefill,batch,drop";
+  EXPECT_TRUE(has(failed_note(compare(synthetic(), cur, GateBands{}), "counters/cached/kv_bytes_read"),
+                  "phases prefill,batch,fork,truncate,drop vs prefill,batch,drop"));
+}
+
+TEST(GateHoles, NoImplementationsIsUnusable) {
+  Measurement none = synthetic();
+  none.impls.clear();
+  EXPECT_THROW(compare(synthetic(), none, GateBands{}), Error);
+  EXPECT_THROW(compare(none, synthetic(), GateBands{}), Error);
+  nlohmann::json j = to_json(synthetic());
+  j["impls"] = nlohmann::json::object();
+  EXPECT_THROW(measurement_from_json(j), Error);
+}
+
+// RETURNS: the message measurement_from_json gives for `j` ("" and a test failure if none).
+std::string parse_error(const nlohmann::json& j) {
+  try {
+    measurement_from_json(j);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "accepted: " << j.dump().substr(0, 200);
+  return "";
+}
+
+TEST(GateHoles, ValuesOfTheWrongTypeAreUnusableByField) {
+  using nlohmann::json;
+  const json good = to_json(synthetic());
+  // nlohmann's get<uint64_t> took -5 as 18446744073709551611 and 1.5 as 1.
+  for (const json& bad : {json(-5), json(1.5), json(nullptr), json("12"), json(true)}) {
+    json j = good;
+    j["impls"]["cached"]["instructions"]["sweep"]["64"] = bad;
+    EXPECT_TRUE(has(parse_error(j), "field impls.cached.instructions.sweep.64 is ")) << bad.dump();
+    j = good;
+    j["impls"]["naive"]["counters"]["bytes_held"] = bad;
+    EXPECT_TRUE(has(parse_error(j), "field impls.naive.counters.bytes_held is ")) << bad.dump();
+  }
+  json j = good;
+  j["impls"]["cached"]["seconds_per_step"][2] = nullptr;  // how a NaN is written
+  EXPECT_TRUE(has(parse_error(j), "impls.cached.seconds_per_step[2] is null"));
+  for (const char* key : {"64abc", "0", "-64", "064", ""}) {
+    j = good;
+    j["impls"]["cached"]["instructions"]["sweep"][key] = 1000;
+    EXPECT_TRUE(has(parse_error(j), "is not a sweep position")) << key;
+  }
+  j = good;
+  j["impls"]["cached"]["instructions"]["sweep"] = json::array();
+  EXPECT_TRUE(has(parse_error(j), "impls.cached.instructions.sweep is an array"));
+}
+
+TEST(GateHoles, FieldsOnOneSideOnlyAreUnusable) {
+  using nlohmann::json;
+  const json good = to_json(synthetic());
+  json j = good;
+  j["impls"]["cached"]["counters"]["kv_rows_written"] = 12;  // a counter this version does not read
+  EXPECT_TRUE(has(parse_error(j), "unknown field impls.cached.counters.kv_rows_written"));
+  j = good;
+  j["impls"]["cached"]["instructions"]["prefill"] = 12;
+  EXPECT_TRUE(has(parse_error(j), "unknown field impls.cached.instructions.prefill"));
+  j = good;
+  j["impls"]["cached"]["instructions_skipped"] = "why";
+  EXPECT_TRUE(has(parse_error(j), "both present"));
+  j = good;
+  j["impls"]["cached"].erase("seconds_per_step");
+  EXPECT_TRUE(has(parse_error(j), "missing field impls.cached.seconds_per_step"));
+  j = good;
+  j["workload"]["sweep"]["steps"] = 0;  // per-step counts would divide by it
+  EXPECT_TRUE(has(parse_error(j), "sweep.steps is 0"));
+}
+
+TEST(GateHoles, ProblemsOfOneMeasurementNameTheirFields) {
+  EXPECT_TRUE(measurement_problems(synthetic()).empty());
+  Measurement m = synthetic();
+  m.impls.at("cached").instructions->decode = 0;
+  m.impls.at("naive").instructions->sweep.erase(64);
+  m.impls.at("naive").seconds_per_step[0] = -1;
+  m.impls.at("torchy").counters.qk_dot_products = 0;
+  const std::vector<std::string> p = measurement_problems(m);
+  ASSERT_EQ(p.size(), 4u);
+  std::string all;
+  for (const std::string& line : p) all += line + "\n";
+  for (const char* field : {"impls.cached.instructions.decode: 0 is impossible", "impls.naive.instructions.sweep.64: not measured",
+                            "impls.naive.seconds_per_step[0] is -1", "impls.torchy.counters.qk_dot_products: 0"}) {
+    EXPECT_TRUE(has(all, field)) << field << " in\n" << all;
+  }
 }
 
 // ---- the committed baseline ------------------------------------------------------------
@@ -391,12 +636,12 @@ TEST(GateCommand, ExitCodes) {
 
   Captured run = kvbench_gate({"--baseline", base, "--current", same});
   EXPECT_EQ(run.status, 0) << run.output;
-  EXPECT_EQ(last_line(run.output), "29 passed, 0 failed (3 reported only, 0 skipped)") << run.output;
+  EXPECT_EQ(last_line(run.output), "29 passed, 0 failed (3 reported only, 1 skipped)") << run.output;
 
   run = kvbench_gate({"--baseline", base, "--current", worse});
   EXPECT_EQ(run.status, 1) << run.output;
   EXPECT_NE(run.output.find("counters/cached/qk_dot_products"), std::string::npos);
-  EXPECT_EQ(last_line(run.output), "28 passed, 1 failed (3 reported only, 0 skipped)") << run.output;
+  EXPECT_EQ(last_line(run.output), "28 passed, 1 failed (3 reported only, 1 skipped)") << run.output;
 
   EXPECT_EQ(kvbench_gate({"--baseline", dir.file("missing.json"), "--current", same}).status, 2);
   EXPECT_EQ(kvbench_gate({"--baseline", other, "--current", same}).status, 2);
@@ -413,6 +658,40 @@ TEST(GateCommand, ExitCodes) {
   run = kvbench_gate({"--baseline", fresh, "--current", base, "--update"});
   EXPECT_EQ(run.status, 0) << run.output;
   EXPECT_NE(run.output.find("FAIL"), std::string::npos) << "the old comparison is shown";
+}
+
+// The three holes as a user met them, through the command: a zero count fails (exit 1) and
+// names the check and the side; a value of the wrong type is unusable (exit 2) naming the
+// file and the field; --update refuses a broken measurement and leaves the baseline alone.
+TEST(GateCommand, BrokenMeasurementsFailOrAreUnusableNeverPass) {
+  TempDir dir;
+  const std::string base = dir.file("base.json"), zero = dir.file("zero.json"), negative = dir.file("negative.json");
+  write_measurement(synthetic(), base);
+  Measurement m = synthetic();
+  m.impls.at("cached").instructions->decode = 0;
+  write_measurement(m, zero);
+  nlohmann::json j = to_json(synthetic());
+  j["impls"]["cached"]["instructions"]["sweep"]["64"] = -5;
+  write_file(negative, j.dump());
+
+  Captured run = kvbench_gate({"--baseline", base, "--current", zero});
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_NE(run.output.find("current: 0 is impossible"), std::string::npos) << run.output;
+  EXPECT_EQ(last_line(run.output), "28 passed, 1 failed (3 reported only, 1 skipped)") << run.output;
+
+  run = kvbench_gate({"--baseline", base, "--current", negative});
+  EXPECT_EQ(run.status, 2) << run.output;
+  EXPECT_NE(run.output.find("kvbench: error: '" + negative + "' is not a usable gate measurement: field "
+                            "impls.cached.instructions.sweep.64 is -5"),
+            std::string::npos)
+      << run.output;
+
+  const std::string before = to_json(read_measurement(base)).dump();
+  run = kvbench_gate({"--baseline", base, "--current", zero, "--update"});
+  EXPECT_EQ(run.status, 2) << run.output;
+  EXPECT_NE(run.output.find("refusing to write the baseline"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("impls.cached.instructions.decode: 0 is impossible"), std::string::npos) << run.output;
+  EXPECT_EQ(to_json(read_measurement(base)).dump(), before) << "the baseline was rewritten";
 }
 
 TEST(GateCommand, HelpDescribesTheOptions) {

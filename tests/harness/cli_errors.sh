@@ -162,9 +162,9 @@ gate)
   sed '0,/"kv_bytes_read": [0-9]*/s//"kv_bytes_read": -5/' "$g/base.json" >"$g/negative_count.json"
   expect_error "gate measurement '$g/a_dir': is a directory, not a JSON file" gate --baseline "$g/a_dir" --current "$g/base.json"
   expect_error "gate measurement '$g/cut.json': not valid JSON at line" gate --baseline "$g/base.json" --current "$g/cut.json"
-  expect_error "'$g/string_count.json' is not a usable gate measurement: impls.cpu_cached.counters.kv_bytes_read: expected a whole number >= 0, got the string \"many\"" \
+  expect_error "'$g/string_count.json' is not a usable gate measurement: field impls.cpu_cached.counters.kv_bytes_read is a string, expected a count (an integer >= 0)" \
     gate --baseline "$g/string_count.json" --current "$g/base.json"
-  expect_error "impls.cpu_cached.counters.kv_bytes_read: expected a whole number >= 0, got the number -5" \
+  expect_error "field impls.cpu_cached.counters.kv_bytes_read is -5, expected a count (an integer >= 0)" \
     gate --baseline "$g/base.json" --current "$g/negative_count.json"
   no_temporaries "$tmp" ;;
 
