@@ -17,21 +17,24 @@ void check_sizes(const char* what, const std::vector<double>& x, const std::vect
   }
 }
 
+// Weighted least squares of y on x: minimises sum w_i (y_i - a - b x_i)^2; R^2 is
+// 1 - (weighted residual sum) / (weighted sum of squares about the weighted mean). Unit
+// weights (w empty) give the ordinary fit exactly (multiplying by 1.0 rounds nothing).
 LineFit least_squares(const std::vector<double>& x, const std::vector<double>& y,
-                      const char* what) {
-  const double n = static_cast<double>(x.size());
-  double mx = 0, my = 0;
+                      const std::vector<double>& w, const char* what) {
+  const auto weight = [&w](std::size_t i) { return w.empty() ? 1.0 : w[i]; };
+  double sw = 0, sx = 0, sy = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
-    mx += x[i];
-    my += y[i];
+    sw += weight(i);
+    sx += weight(i) * x[i];
+    sy += weight(i) * y[i];
   }
-  mx /= n;
-  my /= n;
+  const double mx = sx / sw, my = sy / sw;
   double sxx = 0, sxy = 0, syy = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
-    sxx += (x[i] - mx) * (x[i] - mx);
-    sxy += (x[i] - mx) * (y[i] - my);
-    syy += (y[i] - my) * (y[i] - my);
+    sxx += weight(i) * (x[i] - mx) * (x[i] - mx);
+    sxy += weight(i) * (x[i] - mx) * (y[i] - my);
+    syy += weight(i) * (y[i] - my) * (y[i] - my);
   }
   require(sxx > 0, what, ": all x values are equal (", x.front(), "); no slope can be fitted");
   LineFit f;
@@ -41,7 +44,7 @@ LineFit least_squares(const std::vector<double>& x, const std::vector<double>& y
   double ss_res = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double r = y[i] - f.at(x[i]);
-    ss_res += r * r;
+    ss_res += weight(i) * r * r;
   }
   // Relative to the data's scale, so that exact data with rounding noise still gives 1.
   f.r2 = syy > 0 ? 1.0 - ss_res / syy : 1.0;
@@ -61,7 +64,7 @@ PowerFit fit_power_law(const std::vector<double>& x, const std::vector<double>& 
     lx.push_back(std::log(x[i]));
     ly.push_back(std::log(y[i]));
   }
-  const LineFit line = least_squares(lx, ly, "power-law fit");
+  const LineFit line = least_squares(lx, ly, {}, "power-law fit");
   PowerFit f;
   f.intercept = line.intercept;
   f.exponent = line.slope;
@@ -72,40 +75,18 @@ PowerFit fit_power_law(const std::vector<double>& x, const std::vector<double>& 
 
 LineFit fit_line(const std::vector<double>& x, const std::vector<double>& y) {
   check_sizes("line fit", x, y);
-  return least_squares(x, y, "line fit");
+  return least_squares(x, y, {}, "line fit");
 }
 
 LineFit fit_line_relative(const std::vector<double>& x, const std::vector<double>& y) {
   check_sizes("relative line fit", x, y);
-  double sw = 0, sx = 0, sy = 0;
+  std::vector<double> w;  // 1 / y^2: each residual counted relative to its y
   for (std::size_t i = 0; i < x.size(); ++i) {
     require(y[i] > 0, "relative line fit: point ", i, " (", x[i], ", ", y[i],
             ") has y <= 0; relative errors need y > 0");
-    const double w = 1 / (y[i] * y[i]);
-    sw += w;
-    sx += w * x[i];
-    sy += w * y[i];
+    w.push_back(1 / (y[i] * y[i]));
   }
-  const double mx = sx / sw, my = sy / sw;
-  double sxx = 0, sxy = 0, syy = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double w = 1 / (y[i] * y[i]);
-    sxx += w * (x[i] - mx) * (x[i] - mx);
-    sxy += w * (x[i] - mx) * (y[i] - my);
-    syy += w * (y[i] - my) * (y[i] - my);
-  }
-  require(sxx > 0, "relative line fit: all x values are equal (", x.front(), ")");
-  LineFit f;
-  f.slope = sxy / sxx;
-  f.intercept = my - f.slope * mx;
-  f.points = static_cast<int>(x.size());
-  double ss_res = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    const double r = (y[i] - f.at(x[i])) / y[i];
-    ss_res += r * r;
-  }
-  f.r2 = syy > 0 ? 1.0 - ss_res / syy : 1.0;
-  return f;
+  return least_squares(x, y, w, "relative line fit");
 }
 
 std::vector<LocalExponent> local_exponents(const std::vector<double>& x,

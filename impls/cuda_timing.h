@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "harness/device_probes.h"
+
 namespace kvbench::cuda {
 
 // RETURNS: "" when a CUDA device can run kvbench's kernels, else why not ("no CUDA device",
@@ -45,14 +47,8 @@ class EventTimer {
 };
 
 // A bandwidth ceiling measured on the device: `repetitions` timed passes after one warm-up.
-struct BandwidthMeasurement {
-  std::string kind;               // "read-only streaming" or "device-to-device copy"
-  std::size_t buffer_bytes = 0;   // bytes of the buffer read (or copied)
-  std::size_t bytes_counted = 0;  // bytes per pass the rates count (see `counting`)
-  std::string counting;           // how bytes_counted relates to buffer_bytes
-  int repetitions = 0;
-  double best_ms = 0;             // fastest pass
-  double median_ms = 0;           // median pass
+// The probe's figures (harness/device_probes.h: what each field counts), with the rates.
+struct BandwidthMeasurement : kvbench::BandwidthMeasurement {
   double best_gb_per_s() const { return bytes_counted / (best_ms * 1e-3) / 1e9; }
   double median_gb_per_s() const { return bytes_counted / (median_ms * 1e-3) / 1e9; }
 };

@@ -16,14 +16,8 @@ double rate(std::size_t bytes, double ms) { return ms > 0 ? static_cast<double>(
 
 DeviceBandwidthRun from_probe(const std::string& when, const BandwidthMeasurement& m) {
   DeviceBandwidthRun r;
+  static_cast<BandwidthMeasurement&>(r) = m;
   r.when = when;
-  r.kind = m.kind;
-  r.buffer_bytes = m.buffer_bytes;
-  r.bytes_counted = m.bytes_counted;
-  r.counting = m.counting;
-  r.repetitions = m.repetitions;
-  r.best_ms = m.best_ms;
-  r.median_ms = m.median_ms;
   return r;
 }
 

@@ -14,19 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "harness/device_probes.h"
 #include "harness/registry.h"
 
 namespace kvbench::bench {
 
 // One timed measurement of one kind on the device.
-struct DeviceBandwidthRun {
-  std::string when;               // "before" or "after" the sweeps
-  std::string kind;               // "read-only streaming" or "device-to-device copy"
-  std::size_t buffer_bytes = 0;   // bytes read (read-only) or copied (copy) per pass
-  std::size_t bytes_counted = 0;  // bytes per pass the rate counts
-  std::string counting;           // how bytes_counted relates to buffer_bytes
-  int repetitions = 0;
-  double best_ms = 0, median_ms = 0;
+// One probe's figures (harness/device_probes.h says what each counts) and when they were taken.
+struct DeviceBandwidthRun : BandwidthMeasurement {
+  std::string when;  // "before" or "after" the sweeps
 };
 
 struct DeviceBandwidth {

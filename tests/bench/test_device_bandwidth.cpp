@@ -35,10 +35,10 @@ TEST(DeviceBandwidth, JsonKeepsTheBestPassOfEachKindAndSaysHowBytesCount) {
   DeviceBandwidth m{"cuda", "Test GPU", {}, ""};
   const std::size_t gib = std::size_t{1} << 30;
   // 1 GiB read in 0.5 ms best / 0.6 ms median; copy of 1 GiB counted as 2 GiB in 1 ms.
-  m.runs.push_back({"before", "read-only streaming", gib, gib, "read once", 20, 0.5, 0.6});
-  m.runs.push_back({"before", "device-to-device copy", gib, 2 * gib, "read + write", 20, 1.0, 1.1});
-  m.runs.push_back({"after", "read-only streaming", gib, gib, "read once", 20, 0.4, 0.7});
-  m.runs.push_back({"after", "device-to-device copy", gib, 2 * gib, "read + write", 20, 1.25, 1.3});
+  m.runs.push_back({{"read-only streaming", gib, gib, "read once", 20, 0.5, 0.6}, "before"});
+  m.runs.push_back({{"device-to-device copy", gib, 2 * gib, "read + write", 20, 1.0, 1.1}, "before"});
+  m.runs.push_back({{"read-only streaming", gib, gib, "read once", 20, 0.4, 0.7}, "after"});
+  m.runs.push_back({{"device-to-device copy", gib, 2 * gib, "read + write", 20, 1.25, 1.3}, "after"});
   const nlohmann::json j = device_bandwidth_json(m);
   const double g = static_cast<double>(gib);
   EXPECT_EQ(j["device"], "cuda");
