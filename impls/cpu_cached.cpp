@@ -24,10 +24,7 @@
 #include <utility>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
+#include "harness/aligned_buffer.h"
 #include "harness/error.h"
 #include "impls/cpu_attention.h"
 #include "impls/cpu_kernels.h"
@@ -37,35 +34,18 @@
 namespace kvbench {
 namespace {
 
-// ---- aligned storage -------------------------------------------------------------------
+// ---- aligned storage: harness/aligned_buffer.h (the bench's read-only reference is held
+// the same way, so that the bandwidth it measures applies to this K/V) ---------------------
 
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
-};
 using AlignedFloats = std::unique_ptr<float[], FreeDeleter>;
 
-// Blocks of at least this size are aligned to it and, on Linux, asked to be backed by
-// transparent huge pages: a long K/V stream then takes one TLB miss per 2 MiB, not per
-// 4 KiB (where THP is in "madvise" mode, as on Debian, nothing else turns it on).
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
-
 // RETURNS: the bytes allocate_floats(n) allocates.
-std::size_t allocation_bytes(std::size_t n) {
-  const std::size_t align = n * sizeof(float) >= kHugePage ? kHugePage : 64;
-  return std::max(align, (n * sizeof(float) + align - 1) / align * align);
-}
+std::size_t allocation_bytes(std::size_t n) { return aligned_allocation_bytes(n * sizeof(float)); }
 
-// RETURNS: n floats, 64-byte aligned, uninitialized (large blocks are mapped lazily by the
-// OS, so capacity that is never written costs address space only).
+// RETURNS: n floats, uninitialized (allocate_aligned).
 AlignedFloats allocate_floats(std::size_t n) {
-  const std::size_t bytes = allocation_bytes(n);
-  const std::size_t align = bytes >= kHugePage ? kHugePage : 64;
-  void* p = std::aligned_alloc(align, bytes);
-  if (p == nullptr) fail("cpu_cached: cannot allocate ", bytes, " bytes for a sequence");
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (bytes >= kHugePage) madvise(p, bytes, MADV_HUGEPAGE);  // a hint: failure is harmless
-#endif
-  return AlignedFloats(static_cast<float*>(p));
+  return AlignedFloats(reinterpret_cast<float*>(
+      allocate_aligned(n * sizeof(float), "cpu_cached: a sequence or weight block").release()));
 }
 
 // ---- kernels: impls/cpu_kernels.h, impls/cpu_attention.h, impls/cpu_thread_pool.h -----

@@ -64,6 +64,33 @@ struct BandwidthPoint {
   double of_copy = 0;            // fraction of its device's copy bandwidth
 };
 
+// The per-step floor (issue: "a physical limit that is a limit"): the bytes a decode step
+// must move -- its weights once plus the K/V rows it attends to -- divided by the measured
+// read-only bandwidth with the step's thread count (harness/bench/bandwidth.h). A step can
+// not take less time than that once those bytes stream from DRAM (>= 8x the last-level
+// cache); below that the floor is not binding (the caches are faster than DRAM).
+struct FloorPoint {
+  std::string impl;
+  std::string device = "cpu";
+  int threads = 1;
+  double position = 0;
+  double weight_bytes = 0;      // W_q, W_k, W_v, W_o of every layer (fp32), read once
+  double kv_bytes = 0;          // (t + 1) x kv_bytes_per_token: the rows attended to
+  double bytes = 0;             // weight_bytes + kv_bytes
+  double bandwidth = 0;         // bytes/s the floor divides by
+  std::string bandwidth_source; // "read-only reference, 2 threads (16 streams x 2 vectors)"
+  double floor_seconds = 0;     // bytes / bandwidth
+  double measured_seconds = 0;
+  double efficiency = 0;        // floor_seconds / measured_seconds (1 = at the limit)
+  bool dram_bound = false;      // bytes >= 8x the host's LLC (host implementations only)
+};
+
+// RETURNS: the fp32 bytes of every layer's W_q, W_k, W_v and W_o.
+double weight_bytes(const ModelConfig& config);
+
+// A byte count is DRAM-bound from this multiple of the last-level cache on.
+constexpr double kDramBoundLlcMultiple = 8;
+
 // One sentence of the summary, under its topic ("Growth with T", "Speedup", ...).
 struct Verdict {
   std::string topic;
@@ -77,7 +104,9 @@ struct Target {
   double threshold = 0;      // measured must be >= threshold (or <= for max-error targets)
   bool at_most = false;      // true: met when measured <= threshold
   double measured = 0;       // NaN when not measured
-  std::string verdict;       // "met", "not met", "not measured"
+  // "met", "not met", "not measured", or "reference invalid": a measured fraction of a
+  // physical limit above 100 %, which means the limit was measured wrong, never "met".
+  std::string verdict;
   std::string detail;        // where and how it was measured, or why not
 };
 
@@ -94,6 +123,7 @@ struct Analysis {
   std::vector<SeriesAnalysis> decode;
   std::vector<Speedup> speedups;
   std::vector<BandwidthPoint> bandwidth;
+  std::vector<FloorPoint> floors;       // per decode step with a bandwidth to divide by
   std::vector<Target> targets;
   std::vector<Verdict> verdicts;        // the summary's sentences, in topic order
   std::vector<std::string> notes;       // where series stopped, what is missing

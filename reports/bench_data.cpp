@@ -108,6 +108,10 @@ void check_bandwidth(const Field& b) {
   check_each(b, "by_size",
              {{"buffer_bytes", Kind::number}, {"read_bytes_per_second", Kind::number},
               {"copy_bytes_per_second", Kind::number}, {"matches", Kind::string}});
+  check_each(b, "read_reference",
+             {{"threads", Kind::integer}, {"buffer_bytes", Kind::number},
+              {"best_bytes_per_second", Kind::number}, {"median_bytes_per_second", Kind::number},
+              {"best_variant", Kind::string}});
 }
 
 void check_context(const Field& k) {
@@ -183,6 +187,18 @@ void read_context(BenchData& d, const std::string& source) {
                                        s.number_or("read_bytes_per_second", 0.0),
                                        s.number_or("copy_bytes_per_second", 0.0),
                                        s.string_or("matches", "")});
+      }
+    }
+    if (b.has("read_reference")) {
+      for (const Field& r : b.at("read_reference").elements()) {
+        BenchData::ReadReference ref;
+        ref.threads = r.at("threads").int32();
+        ref.buffer_bytes = r.at("buffer_bytes").number();
+        ref.best = r.at("best_bytes_per_second").number();
+        ref.median = r.at("median_bytes_per_second").number();
+        ref.variant = r.at("best_variant").string();
+        ref.allocation = r.string_or("allocation", "");
+        if (ref.best > 0) d.read_reference.push_back(ref);
       }
     }
   }
@@ -322,6 +338,13 @@ std::string BenchData::device_of(const std::string& impl) const {
 const BenchData::DeviceBandwidth* BenchData::device_bandwidth_of(const std::string& device) const {
   for (const auto& b : device_bandwidth) {
     if (b.device == device) return &b;
+  }
+  return nullptr;
+}
+
+const BenchData::ReadReference* BenchData::reference_for(int threads) const {
+  for (const auto& r : read_reference) {
+    if (r.threads == threads) return &r;
   }
   return nullptr;
 }

@@ -42,6 +42,18 @@ struct BenchData {
     std::string matches;  // "K/V bytes a decode step reads at t = 32768"
   };
   std::vector<SizedBandwidth> bandwidth_by_size;
+  // The read-only reference per thread count (harness/bench/bandwidth.h): buffer >= 8x the
+  // LLC, held like cpu_cached's K/V, best over kernel variants; empty in older outputs.
+  struct ReadReference {
+    int threads = 1;
+    double buffer_bytes = 0;
+    double best = 0, median = 0;  // bytes/s, every byte read once, all threads together
+    std::string variant;          // the kernel variant of `best`
+    std::string allocation;       // how its buffer was allocated
+  };
+  std::vector<ReadReference> read_reference;
+  // RETURNS: the reference measured with `threads` threads, or null.
+  const ReadReference* reference_for(int threads) const;
   // RETURNS: the sized read bandwidth whose buffer is within 25% of `bytes`, or null.
   const SizedBandwidth* bandwidth_near(double bytes) const;
   // A device's own bandwidth ceilings (the kvbench context's "device_bandwidth", written

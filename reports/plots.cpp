@@ -321,7 +321,10 @@ class PlotWriter {
                    "attention reads t keys and values); the curve bends from flat to slope 1 "
                    "where the two are equal (dotted line: the op-count model's t). Without a "
                    "cache the step re-projects the whole prefix and grows as t from the start. "
-                   "Dashed lines: the least-squares line time = a + b t.");
+                   "Dashed lines: the least-squares line time = a + b t. Dotted grey: the per-step "
+                   "floor, the bytes a step must move (weights once + its K/V rows) over the "
+                   "read-only reference with that many threads; it binds where those bytes are "
+                   ">= 8x the last-level cache (below that, caches beat DRAM).");
     std::vector<std::string> curves;
     double lo = 0, hi = 0;
     for (const auto& s : a_.decode) {
@@ -349,6 +352,23 @@ class PlotWriter {
       }
       lo = lo == 0 ? s.sizes.front() : std::min(lo, s.sizes.front());
       hi = std::max(hi, s.sizes.back());
+    }
+    // The per-step floor (analysis.h FloorPoint): one line per thread count, the same for
+    // every implementation with that many threads on the host.
+    std::map<int, std::map<double, double>> floors;  // threads -> position -> seconds
+    for (const auto& f : a_.floors) {
+      if (f.device == "cpu") floors[f.threads][f.position] = f.floor_seconds;
+    }
+    for (const auto& [threads, points] : floors) {
+      std::vector<std::vector<double>> rows;
+      for (const auto& [position, seconds] : points) {
+        rows.push_back({std::max(position, 1.0), seconds * 1e6});
+      }
+      const std::string name = "floor_t" + std::to_string(threads);
+      write_data(name, "position floor_microseconds", rows);
+      curves.push_back("'" + data_ref(name) + "' using 1:2 with lines dt 3 lw 2 lc rgb '" +
+                       (threads == 1 ? "#333333" : "#888888") + "' title \"floor" +
+                       title_safe(threads_text(threads)) + "\"");
     }
     if (curves.empty()) {
       empty_plot(p, "no decode-step benchmarks in this bench output");

@@ -89,7 +89,9 @@ std::vector<std::pair<std::string, std::string>> run_facts(const BenchData& d, c
 
 std::string measured_text(const Target& t) {
   if (!std::isfinite(t.measured)) return "—";
-  if (t.id == "cpu_cached_read_bandwidth") return percent(t.measured);
+  if (t.id == "cpu_cached_read_bandwidth" || t.id == "cpu_cached_floor_efficiency") {
+    return percent(t.measured);
+  }
   if (t.at_most) return percent(t.measured) + " worst deviation";
   return sig(t.measured) + "x";
 }
@@ -294,7 +296,9 @@ std::string render_html(const BenchData& d, const Analysis& a, const std::vector
   h << "<h2>Performance targets</h2>\n<table><tr><th>target</th><th>required</th>"
        "<th>measured</th><th>verdict</th><th>detail</th></tr>\n";
   for (const auto& t : a.targets) {
-    const char* cls = t.verdict == "met" ? "met" : t.verdict == "not met" ? "notmet" : "none";
+    const char* cls = t.verdict == "met" ? "met"
+                      : t.verdict == "not met" || t.verdict == "reference invalid" ? "notmet"
+                                                                                  : "none";
     h << "<tr><td>" << html_escape(t.description) << "</td><td>" << html_escape(t.requirement)
       << "</td><td>" << html_escape(measured_text(t)) << "</td><td><span class=\"" << cls << "\">"
       << html_escape(t.verdict) << "</span></td><td>" << html_escape(t.detail) << "</td></tr>\n";

@@ -107,19 +107,24 @@ bench::BenchOptions options_of(BenchArgs& a) {
   apply_defaults(a, o.config);
   const int cap = o.config.capacity;
   const std::string shape = " of shape '" + a.shape + "'";
-  o.tokens = sweep_option("--tokens", a.tokens, 1, cap,
+  // "none": no series of that kind (e.g. decode steps only, on a wide shape).
+  if (a.tokens != "none") o.tokens = sweep_option("--tokens", a.tokens, 1, cap,
                           "past the capacity " + std::to_string(cap) + shape +
                               " (a generation of T tokens needs T <= capacity)");
   const std::string past = "past the last position " + std::to_string(cap - 1) + shape +
                            " (a decode step at position t needs t < capacity)";
-  o.positions = sweep_option("--positions", a.positions, 1, cap - 1, past);
+  if (a.positions != "none") o.positions = sweep_option("--positions", a.positions, 1, cap - 1, past);
   o.threads = sweep_option("--threads", a.threads, 1, 1024, "more than 1024 threads");
   if (a.long_impls != "none") o.long_impls = impl_list("--long-impls", a.long_impls);
   if (a.long_positions == "auto") {
-    // Twice the last-level cache: the K/V stream then comes from memory, not cache. Quick
-    // runs add 16384 (the targets' long position), which the other implementations skip.
-    o.long_positions = {
-        bench::position_past_cache(o.config, bench::detect_machine().llc_bytes, 2.0)};
+    // A K/V >= 8x the last-level cache streams from DRAM (the bandwidth targets are judged
+    // there only); where the capacity cannot hold that much (the default shape: 128 MiB),
+    // >= 2x, partly cached. Quick runs add 16384 (the targets' long position), which the
+    // other implementations skip.
+    const std::size_t llc = bench::detect_machine().llc_bytes;
+    const bool fits = static_cast<double>(cap - 1) * o.config.kv_bytes_per_token() >=
+                      8.0 * static_cast<double>(llc);
+    o.long_positions = {bench::position_past_cache(o.config, llc, fits ? 8.0 : 2.0)};
     if (a.quick && 16384 <= cap / 2) o.long_positions.push_back(16384);
   } else if (a.long_positions != "none") {
     o.long_positions = sweep_option("--long-positions", a.long_positions, 1, cap - 1, past);
@@ -195,17 +200,18 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--tokens", a->tokens,
                   "Generation lengths T: a list and/or ranges, e.g. 16..4096 (doubling), "
-                  "100..1000:+100, 64..4096:x4, 100,300 [default: 16..16384, quick 16..2048]");
+                  "100..1000:+100, 64..4096:x4, 100,300, or none [default: 16..16384, quick 16..2048]");
   cmd->add_option("--positions", a->positions,
                   "Decode-step positions t for every implementation, same syntax [default: "
-                  "16..16384, quick 16..4096:x4; at most capacity/2]");
+                  "16..16384, quick 16..4096:x4; at most capacity/2], or none");
   cmd->add_option("--long-impls", a->long_impls,
                   "Implementations also measured at --long-positions and with each of "
                   "--threads (thread scaling, memory bandwidth): A,B or none")
       ->capture_default_str();
   cmd->add_option("--long-positions", a->long_positions,
                   "Their extra decode-step positions: a list, none, or auto (the first power of "
-                  "two whose K/V is >= 2x the last-level cache; quick adds 16384)")
+                  "two whose K/V is >= 8x the last-level cache, or >= 2x where the capacity "
+                  "cannot hold 8x; quick adds 16384)")
       ->capture_default_str();
   cmd->add_option("--threads", a->threads,
                   "Thread counts for the --long-impls that honour threads (decode steps)")
@@ -232,7 +238,7 @@ void add_bench_command(CLI::App& app) {
                   "[default: 240, quick 45]")
       ->check(number_above(0));
   cmd->add_option("--bandwidth-mib", a->bandwidth_mib,
-                  "Buffer size for the bandwidth measurement in MiB [default: 4x last-level "
+                  "Buffer size of the read-only reference and copy measurements in MiB [default: 8x last-level "
                   "cache, at least 64]")
       ->check(integer_in(1, 1 << 20));
   cmd->add_option("--plugin", a->plugins, "Load implementations from a shared library first");

@@ -15,6 +15,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "harness/aligned_buffer.h"
 #include "harness/atomic_file.h"
 #include "harness/bench/names.h"
 #include "harness/bench/timer.h"
@@ -282,6 +283,7 @@ class Runner {
     outcome_.machine = detect_machine();
     measure_now("before");
     outcome_.bandwidth_before = last_bandwidth_;
+    outcome_.reference_before = measure_reference("before");
     for (const auto& [position, bytes] : matched_sizes()) {
       measure_now("before", bytes);
       BenchOutcome::MatchedBandwidth m;
@@ -311,6 +313,7 @@ class Runner {
 
     measure_now("after");
     outcome_.bandwidth_after = last_bandwidth_;
+    outcome_.reference_after = measure_reference("after");
     const auto sizes = matched_sizes();
     for (std::size_t i = 0; i < sizes.size(); ++i) {
       measure_now("after", sizes[i].second);
@@ -431,9 +434,30 @@ class Runner {
     return sizes;
   }
 
+  // The buffer of the whole-memory measurements: --bandwidth-mib, else max(8 x LLC, 64 MiB).
+  std::size_t reference_bytes() const {
+    if (o_.bandwidth_bytes > 0) return o_.bandwidth_bytes;
+    return std::max<std::size_t>(8 * outcome_.machine.llc_bytes, std::size_t{64} << 20);
+  }
+
+  std::vector<ReadReference> measure_reference(const char* when) {
+    const auto start = Clock::now();
+    const std::vector<int> threads = merged({1}, o_.threads);
+    std::vector<ReadReference> refs = measure_read_reference(
+        std::max<std::size_t>(reference_bytes(), std::size_t{1} << 20), threads,
+        o_.bandwidth_passes);
+    for (const ReadReference& r : refs) {
+      say("read-only reference (", when, ", ", r.threads, " thread", r.threads == 1 ? "" : "s",
+          ", ", r.buffer_bytes / 1048576.0, " MiB, huge-page advised): best ",
+          r.best_bytes_per_second / 1e9, " GB/s (", r.best_variant, "), median ",
+          r.median_bytes_per_second / 1e9, " GB/s");
+    }
+    say("    (", format_seconds(seconds_since(start)), ")");
+    return refs;
+  }
+
   void measure_now(const char* when, std::size_t bytes = 0) {
-    if (bytes == 0) bytes = o_.bandwidth_bytes;
-    if (bytes == 0) bytes = std::max<std::size_t>(4 * outcome_.machine.llc_bytes, 64u << 20);
+    if (bytes == 0) bytes = reference_bytes();
     const auto start = Clock::now();
     last_bandwidth_ = measure_bandwidth(bytes, o_.bandwidth_passes);
     say("bandwidth (", when, ", one thread, ", bytes / 1048576.0, " MiB buffers): read ",
@@ -680,7 +704,45 @@ class Runner {
     if (auto* context = benchmark::internal::GetGlobalContext()) context->clear();
     const Bandwidth& b = outcome_.bandwidth_before;
     const Bandwidth& a = outcome_.bandwidth_after;
-    const double read = std::max(b.read_bytes_per_second, a.read_bytes_per_second);
+    double read = std::max(b.read_bytes_per_second, a.read_bytes_per_second);
+    json reference = json::array();
+    for (std::size_t i = 0; i < outcome_.reference_before.size(); ++i) {
+      json runs = json::array();
+      const ReadReference* best = nullptr;
+      for (const auto* side : {&outcome_.reference_before, &outcome_.reference_after}) {
+        if (i >= side->size()) continue;
+        const ReadReference& r = (*side)[i];
+        if (!best || r.best_bytes_per_second > best->best_bytes_per_second) best = &r;
+        json variants = json::array();
+        for (const ReadVariant& v : r.variants) {
+          variants.push_back({{"variant", v.name()},
+                              {"streams", v.streams},
+                              {"vectors", v.vectors},
+                              {"best_bytes_per_second", v.best_bytes_per_second},
+                              {"median_bytes_per_second", v.median_bytes_per_second}});
+        }
+        runs.push_back({{"when", side == &outcome_.reference_before ? "before" : "after"},
+                        {"best_bytes_per_second", r.best_bytes_per_second},
+                        {"median_bytes_per_second", r.median_bytes_per_second},
+                        {"best_variant", r.best_variant},
+                        {"variants", variants}});
+      }
+      if (best->threads == 1) read = std::max(read, best->best_bytes_per_second);
+      reference.push_back(
+          {{"threads", best->threads},
+           {"buffer_bytes", best->buffer_bytes},
+           {"llc_multiple", outcome_.machine.llc_bytes > 0
+                                ? static_cast<double>(best->buffer_bytes) /
+                                      static_cast<double>(outcome_.machine.llc_bytes)
+                                : 0.0},
+           {"passes_per_variant", best->passes},
+           {"allocation", aligned_allocation_policy()},
+           {"counts", "every byte of the buffer read once per pass, all threads together"},
+           {"best_bytes_per_second", best->best_bytes_per_second},
+           {"median_bytes_per_second", best->median_bytes_per_second},
+           {"best_variant", best->best_variant},
+           {"runs", runs}});
+    }
     const double copy = std::max(b.copy_bytes_per_second, a.copy_bytes_per_second);
     json matched = json::array();
     for (const auto& m : outcome_.matched_bandwidth) {
@@ -734,7 +796,10 @@ class Runner {
         {"bandwidth",
          {{"read_bytes_per_second", read},
           {"copy_bytes_per_second", copy},
-          {"read_counts", "bytes read once: a single-thread vectorized sum over the buffer"},
+          {"read_counts",
+           "bytes read once: the best single-thread read-only figure (the 1-thread "
+           "read_reference, or the 8-stream sum of `before`/`after` when higher)"},
+          {"read_reference", reference},
           {"copy_counts",
            "bytes read + bytes written (2 x buffer per pass, as STREAM Copy): one-thread memcpy"},
           {"before", bandwidth_json(b)},

@@ -50,7 +50,7 @@ struct BenchOptions {
   std::string command_line;             // recorded in the context
   std::ostream* progress = nullptr;     // "[k/N] name" lines; null: quiet
   std::ostream* display = nullptr;      // Google Benchmark's console table; null: none
-  std::size_t bandwidth_bytes = 0;      // per buffer; 0: max(4 x LLC, 64 MiB)
+  std::size_t bandwidth_bytes = 0;      // per buffer; 0: max(8 x LLC, 64 MiB)
   // The bandwidths are also measured over buffers the size of the K/V a decode step reads at
   // each long position ((t + 1) x kv_bytes_per_token), so that a step's K/V read rate can be
   // set against a sum over the same working set: a buffer of 2x the last-level cache still
@@ -81,6 +81,9 @@ struct BenchOutcome {
   std::vector<std::string> failed_checks;  // implementations not timed: they failed a check
   MachineInfo machine;
   Bandwidth bandwidth_before, bandwidth_after;
+  // The read-only reference (bandwidth.h) at 1 thread and at each of `threads`, before and
+  // after the sweeps: the limit the K/V read rates and the per-step floors are set against.
+  std::vector<ReadReference> reference_before, reference_after;
   // Per long position, the bandwidths over its K/V's size: before the sweeps, right before
   // each long implementation's decode step there (adjacent in time: a shared machine's
   // bandwidth drifts over minutes), and after the sweeps.

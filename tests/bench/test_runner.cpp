@@ -123,6 +123,20 @@ TEST_F(Fixture, ContextRecordsModelMachineAndBandwidth) {
   ASSERT_EQ(k["bandwidth"]["by_size"][0]["runs"].size(), 4u);
   EXPECT_EQ(k["bandwidth"]["by_size"][0]["runs"][1]["when"],
             "adjacent to decode_step/fake_cached/threads:1/pos:32");
+  // The read-only reference: at 1 thread and at each timed thread count (1, 2), before and
+  // after, held like the K/V; the 1-thread one is also the context's read bandwidth floor.
+  const json& refs = k["bandwidth"]["read_reference"];
+  ASSERT_EQ(refs.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(refs[i]["threads"], i + 1);
+    EXPECT_EQ(refs[i]["buffer_bytes"], 1 << 20);
+    EXPECT_EQ(refs[i]["runs"].size(), 2u);
+    EXPECT_GE(refs[i]["best_bytes_per_second"].get<double>(),
+              refs[i]["median_bytes_per_second"].get<double>());
+    EXPECT_NE(refs[i]["allocation"].get<std::string>().find("MADV_HUGEPAGE"), std::string::npos);
+  }
+  EXPECT_GE(k["bandwidth"]["read_bytes_per_second"].get<double>(),
+            refs[0]["best_bytes_per_second"].get<double>());
   EXPECT_GT(k["machine"]["llc_bytes"].get<double>(), 0);
   EXPECT_EQ(k["implementations"].size(), 2u);
   EXPECT_TRUE(k["stops"].empty());

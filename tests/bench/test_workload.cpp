@@ -108,5 +108,47 @@ TEST(Bandwidth, MeasuresPositiveRatesOverTheRoundedBuffer) {
   EXPECT_THROW(measure_bandwidth(1 << 20, 0), Error);
 }
 
+TEST(Bandwidth, EveryReadVariantIsTheWrappingSum) {
+  // Every variant of the reference's kernel reads every word once: one that skips or
+  // rereads a stream (or drops the tail) would overstate the bandwidth it reports.
+  for (std::size_t n : {256, 512, 4096 + 256}) {
+    std::vector<std::uint64_t> words(n);
+    std::uint64_t expected = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      words[i] = 0x9e3779b97f4a7c15ULL * (i + 1);
+      expected += words[i];
+    }
+    for (const auto& [streams, vectors] : read_variants()) {
+      EXPECT_EQ(sum_words_variant(words.data(), n, streams, vectors), expected)
+          << n << " words, " << streams << " streams x " << vectors << " vectors";
+    }
+  }
+  EXPECT_THROW(sum_words_variant(nullptr, 256, 3, 1), Error);
+}
+
+TEST(Bandwidth, ReferenceIsMeasuredPerThreadCountOverEveryVariant) {
+  const std::vector<ReadReference> refs = measure_read_reference(4 << 20, {1, 2}, 2);
+  ASSERT_EQ(refs.size(), 2u);
+  for (std::size_t i = 0; i < refs.size(); ++i) {
+    const ReadReference& r = refs[i];
+    EXPECT_EQ(r.threads, static_cast<int>(i) + 1);
+    EXPECT_EQ(r.passes, 2);
+    EXPECT_EQ(r.buffer_bytes, std::size_t{4} << 20);  // whole 2 KiB blocks per thread
+    ASSERT_EQ(r.variants.size(), read_variants().size());
+    double best = 0;
+    for (const ReadVariant& v : r.variants) {
+      EXPECT_GT(v.best_bytes_per_second, 0);
+      EXPECT_GE(v.best_bytes_per_second, v.median_bytes_per_second);
+      best = std::max(best, v.best_bytes_per_second);
+    }
+    // The reference is the best variant's best pass, its median beside it.
+    EXPECT_EQ(r.best_bytes_per_second, best);
+    EXPECT_LE(r.median_bytes_per_second, r.best_bytes_per_second);
+    EXPECT_FALSE(r.best_variant.empty());
+  }
+  EXPECT_THROW(measure_read_reference(4096, {1}, 1), Error);
+  EXPECT_THROW(measure_read_reference(4 << 20, {0}, 1), Error);
+}
+
 }  // namespace
 }  // namespace kvbench::bench

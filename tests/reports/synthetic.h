@@ -7,6 +7,8 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "harness/bench/names.h"
 #include "harness/config.h"
@@ -22,6 +24,10 @@ struct Synthetic {
   double seconds_per_flop = 1e-10;
   // > 0: a read bandwidth measured over a buffer the size of the K/V at t = 32768.
   double matched_read = 0;
+  // The read-only reference per thread count (context bandwidth.read_reference); empty: none
+  // (an older bench output).
+  std::vector<std::pair<int, double>> reference;
+  std::string shape = "default";
   // Multiplies a benchmark's model time: (impl, threads, kind, size) -> factor.
   std::function<double(const std::string&, int, bench::BenchKind, int)> factor =
       [](const std::string&, int, bench::BenchKind, int) { return 1.0; };
@@ -74,9 +80,21 @@ struct Synthetic {
          {"threads_used", threads}});
   }
 
+  json reference_json() const {
+    json out = json::array();
+    for (const auto& [threads, rate] : reference) {
+      out.push_back({{"threads", threads},
+                     {"buffer_bytes", 8 * llc},
+                     {"best_bytes_per_second", rate},
+                     {"median_bytes_per_second", 0.95 * rate},
+                     {"best_variant", "8 streams x 2 vectors"}});
+    }
+    return out;
+  }
+
   json finish() {
     const json k = {
-        {"shape", "default"},
+        {"shape", shape},
         {"baseline", "naive"},
         {"config",
          {{"layers", config.layers}, {"d_model", config.d_model}, {"heads", config.heads},
@@ -90,6 +108,7 @@ struct Synthetic {
                       {"read_bytes_per_second", read_bandwidth}}},
           {"after", {{"passes", 4}, {"buffer_bytes", 4 * llc},
                      {"read_bytes_per_second", read_bandwidth}}},
+          {"read_reference", reference_json()},
           {"by_size", matched_read > 0
                           ? json::array({{{"buffer_bytes", 32769.0 * config.kv_bytes_per_token()},
                                           {"read_bytes_per_second", matched_read},
