@@ -23,7 +23,15 @@ KVBENCH_HOT void project_rows(const float* W, int cols, int r0, int r1, const fl
   for (; i < n; ++i) {
     const float* x = X + static_cast<std::size_t>(i) * x_stride;
     float* y = Y + static_cast<std::size_t>(i) * y_stride;
-    for (int r = r0; r < r1; ++r) {
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {  // four weight rows at once: four concurrent streams
+      const float* w = W + static_cast<std::size_t>(r) * cols;
+      float out[4];
+      dot_rows4(w, w + cols, w + 2 * static_cast<std::size_t>(cols),
+                w + 3 * static_cast<std::size_t>(cols), x, cols, out);
+      for (int k = 0; k < 4; ++k) y[r + k] = accumulate ? y[r + k] + out[k] : out[k];
+    }
+    for (; r < r1; ++r) {
       const float out = dot(W + static_cast<std::size_t>(r) * cols, x, cols);
       y[r] = accumulate ? y[r] + out : out;
     }

@@ -69,6 +69,47 @@ KVBENCH_INLINE float dot(const float* a, const float* b, int n) {
   return hsum(s0 + s1) + tail;
 }
 
+// out[k] = w_k . x for four rows w_0..w_3, each summed exactly as dot() sums it (the same
+// accumulators, tail and horizontal sum: the same bits), but read as four concurrent
+// streams: a decode step's projection is one long stream of weight rows, and one row at a
+// time leaves memory-level parallelism unused (the read-only reference streams fastest with
+// 4 or more streams; harness/bench/bandwidth.h).
+KVBENCH_INLINE void dot_rows4(const float* w0, const float* w1, const float* w2,
+                              const float* w3, const float* x, int n, float out[4]) {
+  vfloat a0 = {}, b0 = {}, a1 = {}, b1 = {}, a2 = {}, b2 = {}, a3 = {}, b3 = {};
+  int e = 0;
+  for (; e + 2 * kWidth <= n; e += 2 * kWidth) {
+    const vfloat xa = load(x + e), xb = load(x + e + kWidth);
+    a0 += load(w0 + e) * xa;
+    b0 += load(w0 + e + kWidth) * xb;
+    a1 += load(w1 + e) * xa;
+    b1 += load(w1 + e + kWidth) * xb;
+    a2 += load(w2 + e) * xa;
+    b2 += load(w2 + e + kWidth) * xb;
+    a3 += load(w3 + e) * xa;
+    b3 += load(w3 + e + kWidth) * xb;
+  }
+  if (e + kWidth <= n) {
+    const vfloat xa = load(x + e);
+    a0 += load(w0 + e) * xa;
+    a1 += load(w1 + e) * xa;
+    a2 += load(w2 + e) * xa;
+    a3 += load(w3 + e) * xa;
+    e += kWidth;
+  }
+  float t0 = 0.0f, t1 = 0.0f, t2 = 0.0f, t3 = 0.0f;
+  for (; e < n; ++e) {
+    t0 += w0[e] * x[e];
+    t1 += w1[e] * x[e];
+    t2 += w2[e] * x[e];
+    t3 += w3[e] * x[e];
+  }
+  out[0] = hsum(a0 + b0) + t0;
+  out[1] = hsum(a1 + b1) + t1;
+  out[2] = hsum(a2 + b2) + t2;
+  out[3] = hsum(a3 + b3) + t3;
+}
+
 // out[i] = w . x_i for four vectors x_0..x_3: one pass over w serves four rows.
 KVBENCH_INLINE void dot4(const float* w, const float* x0, const float* x1, const float* x2,
                          const float* x3, int n, float out[4]) {
