@@ -405,8 +405,9 @@ class Analyzer {
       std::string v = s.impl + ": ";
       if (growth_law(first) == "sublinear") {
         v += "sublinear at the smallest T (local exponent " + fixed(first, 2) + " at T " +
-             sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) + "), " +
-             kSublinearWhy;
+             sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) +
+             "): a finding to explain, not linear (usually fixed per-step costs that amortize, "
+             "or cache effects)";
         if (s.quadratic_from > 0) {
           v += "; the local exponent reaches 1.5 at T ~ " + sig(s.quadratic_from) + ", and is " +
                fixed(last, 2) + " at T " + sig(s.local.back().x_from) + "->" +
@@ -704,7 +705,7 @@ json series_json(const SeriesAnalysis& s) {
 std::string grows(double exponent, bool plural) {
   const std::string law = growth_law(exponent);
   const std::string verb = plural ? "grow " : "grows ";
-  if (law == "sublinear") return verb + "sublinearly (slower than T)";
+  if (law == "sublinear") return verb + "sublinearly";
   return law == "T" || law == "T^2" ? verb + "as " + law : verb + law;
 }
 

@@ -18,7 +18,7 @@ namespace kvbench::reports {
 // than T: a finding to explain, not linear), "T" when 0.8 <= b < 1.25, "T^2" when b > 1.75,
 // "between T and T^2" otherwise (midpoints between the two laws in question).
 std::string growth_law(double exponent);
-// "grows sublinearly (slower than T)", "grows as T", "grows as T^2", "grows between T and
+// "grows sublinearly", "grows as T", "grows as T^2", "grows between T and
 // T^2" ("grow ..." when plural).
 std::string grows(double exponent, bool plural = false);
 
