@@ -109,6 +109,8 @@ class CpuCachedCache final : public KvCache {
   }
   // Fills positions [from, capacity) of every head block with quiet NaN (poison_unused).
   void poison_from(const Sequence& s, int from) const;
+  // Writes the first huge page of every head block (see new_sequence).
+  void prefault_first_rows(const Sequence& s) const;
   Sequence new_sequence() const;
 
   // Makes room for a step of n rows.
@@ -210,8 +212,34 @@ std::vector<CpuCachedCache::RowBlock> CpuCachedCache::row_blocks(int rows, int c
 CpuCachedCache::Sequence CpuCachedCache::new_sequence() const {
   Sequence s;
   s.kv = allocate_floats(sequence_floats());
-  if (options().poison_unused) poison_from(s, 0);
+  if (options().poison_unused) {
+    poison_from(s, 0);
+  } else {
+    prefault_first_rows(s);
+  }
   return s;
+}
+
+// The block is mapped lazily, and its head-major layout puts each (layer, K|V, head) block
+// capacity rows apart: the first token a sequence decodes touches 2 L H_kv distinct pages
+// (huge pages, where THP grants them: 2 MiB each to zero). Left to the first decode steps,
+// that first-touch cost made a short generation look sublinear (bench: at T = 16 on the
+// default shape, ~15 huge-page faults per generation). Creating the sequence now writes the
+// first huge page of every block (one write per 4 KiB page, so 4 KiB pages are covered too):
+// a cost of creation, which the bench times apart from the decode steps as setup. The
+// later pages (past 2 MiB / (d x 4) positions) still fault when first reached, amortized.
+void CpuCachedCache::prefault_first_rows(const Sequence& s) const {
+  const ModelConfig& c = config();
+  const std::size_t floats = std::min(head_floats(), kHugePageBytes / sizeof(float));
+  constexpr std::size_t kStride = 4096 / sizeof(float);
+  for (int l = 0; l < c.layers; ++l) {
+    for (int kind = 0; kind < 2; ++kind) {
+      for (int g = 0; g < c.kv_heads; ++g) {
+        float* rows = head_rows(s, l, kind, g);
+        for (std::size_t i = 0; i < floats; i += kStride) rows[i] = 0.0f;
+      }
+    }
+  }
 }
 
 void CpuCachedCache::poison_from(const Sequence& s, int from) const {

@@ -34,6 +34,7 @@ SeriesAnalysis analyze_series(const BenchData& data, BenchKind kind, const std::
   for (const Measurement* m : ms) {
     s.sizes.push_back(m->id.size);
     s.seconds.push_back(m->seconds);
+    s.setup_seconds.push_back(m->setup_seconds ? *m->setup_seconds : kNaN);
     rows.push_back(m->has("projection_rows") ? m->counter("projection_rows") : 0);
     dots.push_back(m->has("qk_dot_products") ? m->counter("qk_dot_products") : 0);
     const double tokens = kind == BenchKind::generate ? m->id.size : 1;
@@ -470,11 +471,22 @@ class Analyzer {
   static constexpr const char* kLatency = "Per-token latency against position";
   static constexpr const char* kBandwidth = "Achieved K/V bandwidth";
   static constexpr const char* kFloor = "Per-step floor: bytes a step must move over the bandwidth";
+  static constexpr const char* kSetup =
+      "Setup: creating the sequence, timed apart from the decode steps";
+  static constexpr const char* kSetupDominates = "Where setup would have dominated";
+
+  // Why a sublinear time is worth a look rather than a "linear".
+  static constexpr const char* kSublinearWhy =
+      "a finding to explain, not linear: the time per token falls as T grows, which usually "
+      "means fixed per-step costs that amortize over more steps (dispatch, thread wake-ups, "
+      "per-call allocation) or cache effects (a small T's working set fits in a faster cache)";
 
   void generation_verdicts() {
     for (const auto& s : a_.generation) {
       if (!s.time_fit) continue;
-      std::string v = s.impl + ": total generation time " + grows(s.time_fit->exponent) +
+      std::string v = s.impl + ": generation time (" +
+                      (s.setup_recorded() ? "the T decode steps" : "setup included") + ") " +
+                      grows(s.time_fit->exponent) +
                       " (fit b = " +
                       fixed(s.time_fit->exponent, 2) + ", R^2 = " + fixed(s.time_fit->r2, 3) +
                       ", T = " + range_text(s.sizes) + ")";
@@ -487,13 +499,32 @@ class Analyzer {
            sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) + ", " +
            fixed(s.local.back().exponent, 2) + " at T " + sig(s.local.back().x_from) + "->" +
            sig(s.local.back().x_to) + ".";
+      if (growth_law(s.time_fit->exponent) == "sublinear") {
+        v += " Sublinear (b < 0.8) is " + std::string(kSublinearWhy) + ".";
+      }
+      if (!s.setup_recorded()) {
+        v += " (Setup not recorded: these times, and the fit, include creating the sequence.)";
+      }
       say(kGrowth, v);
     }
     for (const auto& s : a_.generation) {
       if (!s.time_fit || s.impl == a_.baseline) continue;
       const double first = s.local.front().exponent, last = s.local.back().exponent;
       std::string v = s.impl + ": ";
-      if (growth_law(first) != "T") {
+      if (growth_law(first) == "sublinear") {
+        v += "sublinear at the smallest T (local exponent " + fixed(first, 2) + " at T " +
+             sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) +
+             "): a finding to explain, not linear (usually fixed per-step costs that amortize, "
+             "or cache effects)";
+        if (s.quadratic_from > 0) {
+          v += "; the local exponent reaches 1.5 at T ~ " + sig(s.quadratic_from) + ", and is " +
+               fixed(last, 2) + " at T " + sig(s.local.back().x_from) + "->" +
+               sig(s.local.back().x_to);
+        } else {
+          v += "; local exponent " + fixed(last, 2) + " at T " + sig(s.local.back().x_from) +
+               "->" + sig(s.local.back().x_to);
+        }
+      } else if (growth_law(first) != "T") {
         v += "not linear even at the smallest T (local exponent " + fixed(first, 2) + " at T " +
              sig(s.local.front().x_from) + "->" + sig(s.local.front().x_to) + ")";
       } else if (s.quadratic_from > 0) {
@@ -630,8 +661,89 @@ class Analyzer {
     }
   }
 
+  // Per generation series, its setup at each T and the share of decode + setup it would
+  // have been; then one sentence on where setup would have dominated a timing that included
+  // it (setup >= the decode steps' time), or that it did nowhere.
+  void setup_verdicts() {
+    struct Dominated {
+      std::string impl;
+      double tokens, setup, decode, share;
+    };
+    std::vector<Dominated> dominated;
+    std::vector<std::string> unrecorded;
+    const SeriesAnalysis* largest = nullptr;
+    std::size_t largest_at = 0;
+    bool any_recorded = false;
+    for (const auto& s : a_.generation) {
+      if (s.sizes.empty()) continue;
+      std::string v = s.impl + ": ";
+      std::string missing;
+      bool first = true;
+      for (std::size_t i = 0; i < s.sizes.size(); ++i) {
+        if (!std::isfinite(s.setup_seconds[i])) {
+          missing += (missing.empty() ? "" : ", ") + sig(s.sizes[i]);
+          continue;
+        }
+        any_recorded = true;
+        const double share = s.setup_share(i);
+        v += std::string(first ? "setup " : ", ") + seconds_text(s.setup_seconds[i]) +
+             " at T = " + sig(s.sizes[i]) + " (" + percent(share) + " of decode + setup)";
+        first = false;
+        if (!largest || share > largest->setup_share(largest_at)) {
+          largest = &s;
+          largest_at = i;
+        }
+        if (s.setup_seconds[i] >= s.seconds[i]) {
+          dominated.push_back({s.impl, s.sizes[i], s.setup_seconds[i], s.seconds[i], share});
+        }
+      }
+      if (first) {
+        v += "setup not recorded (an older bench output: its generation times include "
+             "creating the sequence, and so does its fit)";
+        unrecorded.push_back(s.impl);
+      } else {
+        v += "; kept out of the generation times and their fit";
+        if (!missing.empty()) v += "; not recorded at T = " + missing;
+      }
+      say(kSetup, v + ".");
+    }
+    if (a_.generation.empty()) return;
+    std::string v;
+    if (!any_recorded) {
+      v = "Not known: this bench output records no setup time (it is older than the "
+          "setup_seconds counter), so its generation times include creating the sequence";
+    } else if (dominated.empty()) {
+      v = "Nowhere: setup stayed below the decode steps' time at every T measured (largest "
+          "share " + percent(largest->setup_share(largest_at)) + ", " + largest->impl +
+          " at T = " + sig(largest->sizes[largest_at]) + ")";
+    } else {
+      v = "Setup would have dominated a timing that included it (setup >= the decode steps' "
+          "time, >= 50% of decode + setup) at: ";
+      for (std::size_t i = 0; i < dominated.size(); ++i) {
+        const Dominated& d = dominated[i];
+        v += (i ? "; " : "") + d.impl + " at T = " + sig(d.tokens) + " (" +
+             seconds_text(d.setup) + " setup against " + seconds_text(d.decode) +
+             " decoding, " + percent(d.share) + ")";
+      }
+      v += ". There a whole-generation time would have measured creating the sequence "
+           "(allocation, page faults) more than decoding; the fits and speedups here use the "
+           "decode steps alone";
+    }
+    if (any_recorded && !unrecorded.empty()) {
+      v += " (setup not recorded for " + join_names(unrecorded) + ")";
+    }
+    say(kSetupDominates, v + ".");
+  }
+
+  static std::string join_names(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+  }
+
   void verdicts() {
     generation_verdicts();
+    setup_verdicts();
     speedup_verdicts();
     decode_verdicts();
     bandwidth_verdicts();
@@ -683,6 +795,10 @@ json series_json(const SeriesAnalysis& s) {
   json j = {{"series", s.series},
             {"sizes", s.sizes},
             {"seconds", s.seconds},
+            {"seconds_are", s.kind == BenchKind::decode_step ? "one decode step"
+                            : s.setup_recorded()
+                                ? "the T decode steps (setup timed apart: setup_seconds)"
+                                : "the whole generation, setup included (setup not recorded)"},
             {"exponent", s.time_fit ? json(s.time_fit->exponent) : json(nullptr)},
             {"r2", s.time_fit ? json(s.time_fit->r2) : json(nullptr)},
             {"fit", fit_json(s.time_fit)},
@@ -690,6 +806,21 @@ json series_json(const SeriesAnalysis& s) {
             {"local_exponents", local},
             {"model_flops_per_second", s.flops_per_second}};
   if (s.kind == BenchKind::generate) {
+    json setup = json::array(), share = json::array();
+    for (std::size_t i = 0; i < s.sizes.size(); ++i) {
+      setup.push_back(std::isfinite(s.setup_seconds[i]) ? json(s.setup_seconds[i]) : json(nullptr));
+      const double f = s.setup_share(i);
+      share.push_back(std::isfinite(f) ? json(f) : json(nullptr));
+    }
+    j["setup_recorded"] = s.setup_recorded();
+    j["setup_seconds"] = setup;           // per iteration; null: not recorded
+    j["setup_share_of_total"] = share;    // setup / (setup + decode steps)
+    j["setup_dominates_at"] = json::array();
+    for (std::size_t i = 0; i < s.sizes.size(); ++i) {
+      if (std::isfinite(s.setup_seconds[i]) && s.setup_seconds[i] >= s.seconds[i]) {
+        j["setup_dominates_at"].push_back(s.sizes[i]);
+      }
+    }
     j["projection_rows_fit"] = fit_json(s.projection_fit);
     j["dot_products_fit"] = fit_json(s.dots_fit);
     j["local_exponent_reaches_1_5_at"] =
@@ -713,13 +844,27 @@ double weight_bytes(const ModelConfig& c) {
 std::string grows(double exponent, bool plural) {
   const std::string law = growth_law(exponent);
   const std::string verb = plural ? "grow " : "grows ";
+  if (law == "sublinear") return verb + "sublinearly";
   return law == "T" || law == "T^2" ? verb + "as " + law : verb + law;
 }
 
 std::string growth_law(double exponent) {
+  if (exponent < 0.8) return "sublinear";
   if (exponent < 1.25) return "T";
   if (exponent > 1.75) return "T^2";
   return "between T and T^2";
+}
+
+bool SeriesAnalysis::setup_recorded() const {
+  return !setup_seconds.empty() &&
+         std::all_of(setup_seconds.begin(), setup_seconds.end(),
+                     [](double x) { return std::isfinite(x); });
+}
+
+double SeriesAnalysis::setup_share(std::size_t i) const {
+  if (i >= setup_seconds.size() || !std::isfinite(setup_seconds[i])) return kNaN;
+  const double total = setup_seconds[i] + seconds[i];
+  return total > 0 ? setup_seconds[i] / total : kNaN;
 }
 
 const SeriesAnalysis* Analysis::find_generation(const std::string& impl) const {

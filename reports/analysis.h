@@ -14,10 +14,12 @@
 
 namespace kvbench::reports {
 
-// How a cost grows, from a fitted or local exponent b: "T" when b < 1.25, "T^2" when
-// b > 1.75, "between T and T^2" otherwise (midpoints between the two laws in question).
+// How a cost grows, from a fitted or local exponent b: "sublinear" when b < 0.8 (slower
+// than T: a finding to explain, not linear), "T" when 0.8 <= b < 1.25, "T^2" when b > 1.75,
+// "between T and T^2" otherwise (midpoints between the two laws in question).
 std::string growth_law(double exponent);
-// "grows as T", "grows as T^2", "grows between T and T^2" ("grow ..." when plural).
+// "grows sublinearly", "grows as T", "grows as T^2", "grows between T and
+// T^2" ("grow ..." when plural).
 std::string grows(double exponent, bool plural = false);
 
 struct SeriesAnalysis {
@@ -26,7 +28,15 @@ struct SeriesAnalysis {
   int threads = 1;
   std::string series;                 // "generate/naive"
   std::vector<double> sizes;          // T or t, increasing
-  std::vector<double> seconds;        // per iteration
+  std::vector<double> seconds;        // per iteration (a generation: its T decode steps)
+  // Generation: seconds per iteration spent creating the sequence, timed apart from
+  // `seconds` and in no fit; NaN where the bench output did not record it (older outputs,
+  // whose `seconds` then include it).
+  std::vector<double> setup_seconds;
+  // RETURNS: whether setup was recorded at every size (and so kept out of `seconds`).
+  bool setup_recorded() const;
+  // RETURNS: setup / (setup + seconds) at size index i, NaN when not recorded.
+  double setup_share(std::size_t i) const;
   // FLOPs of the op-count model (op_model.h) per second of measured time, per size: how
   // efficiently the implementation turns the model's arithmetic into time.
   std::vector<double> flops_per_second;

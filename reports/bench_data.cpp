@@ -1,6 +1,7 @@
 #include "reports/bench_data.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "harness/error.h"
 #include "harness/json_file.h"
@@ -304,6 +305,13 @@ BenchData parse_bench(const json& doc, const std::string& path) {
     const std::string name = b.string_or("name", "");
     const auto id = bench::parse_benchmark_name(name);
     if (!id || b.boolean_or("error_occurred", false)) continue;
+    // A setup time (runner.cpp: generation_body) is a duration: >= 0 and finite.
+    if (b.has("setup_seconds")) {
+      const Field setup = b.at("setup_seconds");
+      if (!(setup.number() >= 0) || !std::isfinite(setup.number())) {
+        setup.fail_expected("a setup time >= 0 (seconds)");
+      }
+    }
     const std::string key = strip_suffixes(name);
     if (!groups.count(key)) order.push_back(key);
     Group& g = groups[key];
@@ -316,7 +324,10 @@ BenchData parse_bench(const json& doc, const std::string& path) {
   for (const std::string& key : order) {
     const Group& g = groups.at(key);
     if (g.iterations.empty() && g.medians.empty()) continue;
-    d.measurements.push_back(measure_group(key, g));
+    Measurement m = measure_group(key, g);
+    const auto setup = m.counters.find("setup_seconds");
+    if (setup != m.counters.end()) m.setup_seconds = setup->second;
+    d.measurements.push_back(m);
   }
   std::sort(d.measurements.begin(), d.measurements.end(),
             [](const Measurement& a, const Measurement& b) {

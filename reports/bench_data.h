@@ -4,6 +4,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@ struct Measurement {
   double cpu_seconds = 0;    // the benchmark thread's CPU time per iteration
   int repetitions = 0;       // iteration runs it was measured in
   std::map<std::string, double> counters;
+  // A generation's setup: seconds per iteration spent creating its sequence, timed apart
+  // from the T decode steps that `seconds` holds (the counter setup_seconds). Empty in a
+  // bench output older than the counter, whose `seconds` include the setup.
+  std::optional<double> setup_seconds;
   // RETURNS: the counter, or throws Error naming it and the benchmark.
   double counter(const std::string& key) const;
   bool has(const std::string& key) const { return counters.count(key) != 0; }

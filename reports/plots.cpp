@@ -232,9 +232,11 @@ class PlotWriter {
 
   // ---- 1. scaling -------------------------------------------------------------------
   Plot scaling() {
-    Plot p = start("scaling", "1. Total generation time against T",
+    Plot p = start("scaling", "1. Generation time (the T decode steps) against T",
                    "Log-log: a cost growing as T^b is a straight line of slope b. Points are "
-                   "measured seconds per whole generation of T tokens, solid lines the fits "
+                   "measured seconds of the T decode steps of a generation (creating the "
+                   "sequence is timed apart and not included, unless the bench output is "
+                   "older than its setup_seconds counter), solid lines the fits "
                    "log t = a + b log T (b and R^2 in the key); grey dashed guides have slopes "
                    "1 (T) and 2 (T^2). Below: the local exponent between neighbouring T; a "
                    "cache that stays near 1 and then climbs towards 2 has changed regime "
@@ -288,7 +290,7 @@ class PlotWriter {
                      "' using 1:2 with lines dt 2 lw 1.5 lc rgb '#888888' title \"∝ T\"");
     curves.push_back("'" + data_ref("guides") +
                      "' using 1:3 with lines dt 3 lw 1.5 lc rgb '#888888' title \"∝ T²\"");
-    script_ << "set multiplot title 'Total generation time against T (log-log)'\n"
+    script_ << "set multiplot title 'Generation time against T (log-log)'\n"
             << "set size 1,0.64\nset origin 0,0.34\nset lmargin 12\nset rmargin 4\n"
             << "set key inside right bottom\n"
             << "set logscale xy 2\nset format y '%g'\nset logscale y 10\n"

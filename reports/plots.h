@@ -1,5 +1,5 @@
 // The report's plots, drawn by gnuplot (Debian gnuplot-nox) from data files kvbench writes:
-//   1 scaling    total generation time against T, log-log, fitted lines, T and T^2 guides;
+//   1 scaling    generation time (decode steps) against T, log-log, fitted lines, T and T^2 guides;
 //                below it, the local exponent between neighbouring T
 //   2 latency    decode-step time against position t
 //   3 speedup    naive/cached time ratio against T beside the op-count ratio
@@ -20,7 +20,7 @@ namespace kvbench::reports {
 
 struct Plot {
   std::string name;     // "scaling"
-  std::string title;    // "1. Total generation time against T"
+  std::string title;    // "1. Generation time (the T decode steps) against T"
   std::string caption;  // how to read it
   std::string svg;      // DIR/<name>.svg
   std::string png;      // DIR/<name>.png

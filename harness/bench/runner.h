@@ -1,6 +1,8 @@
 // The benchmark runner behind `kvbench bench`: Google Benchmark drives every selected
 // implementation through
-//   generate/<impl>/T:<T>                    a whole generation of T tokens, T in `tokens`;
+//   generate/<impl>/T:<T>                    the T decode steps of a generation, T in `tokens`
+//                                            (creating its sequence is timed apart and
+//                                            recorded as the counter setup_seconds);
 //   decode_step/<impl>/threads:<n>/pos:<t>   one decode step at position t, t in `positions`,
 //                                            one thread; the `long_impls` also at
 //                                            `long_positions` and with each count in `threads`

@@ -1,8 +1,10 @@
 // How the benchmark runner times one region of work, per implementation.
 //
 // Every kvbench benchmark uses Google Benchmark's manual time: the runner brackets only the
-// work it means to measure (one generation, one decode step) with a RegionTimer and reports
-// the seconds through State::SetIterationTime, so that setup and rollback stay outside.
+// work it means to measure (the T decode steps of one generation, one decode step) with a
+// RegionTimer and reports the seconds through State::SetIterationTime, so that setup and
+// rollback stay outside. A generation's setup (creating its sequence) is timed with the same
+// timer, apart, and recorded as the counter setup_seconds.
 // A host implementation gets the steady-clock timer. A device implementation registers a
 // factory for its device name in the registry (harness/device_probes.h; e.g. "cuda": CUDA
 // events recorded around the region, then synchronized, registered by impls/), and the

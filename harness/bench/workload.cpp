@@ -21,21 +21,36 @@ std::vector<float> benchmark_inputs(const ModelConfig& config, int tokens, std::
   return stream.rows(tokens, config.d_model);
 }
 
-SeqId generate(KvCache& cache, const std::vector<float>& inputs, int tokens) {
+namespace {
+
+void require_generation(const KvCache& cache, const std::vector<float>& inputs, int tokens,
+                        const char* who) {
   const int width = cache.config().d_model;
-  require(tokens >= 1 && tokens <= cache.config().capacity, "generate: tokens must be in [1, ",
+  require(tokens >= 1 && tokens <= cache.config().capacity, who, ": tokens must be in [1, ",
           cache.config().capacity, "], got ", tokens);
-  require(inputs.size() >= static_cast<std::size_t>(tokens) * width, "generate: ", tokens,
+  require(inputs.size() >= static_cast<std::size_t>(tokens) * width, who, ": ", tokens,
           " tokens need ", static_cast<std::size_t>(tokens) * width, " input floats, got ",
           inputs.size());
+}
+
+}  // namespace
+
+SeqId generate(KvCache& cache, const std::vector<float>& inputs, int tokens) {
+  require_generation(cache, inputs, tokens, "generate");
   const SeqId id = cache.create_sequence();
+  decode_tokens(cache, id, inputs, tokens);
+  return id;
+}
+
+void decode_tokens(KvCache& cache, SeqId id, const std::vector<float>& inputs, int tokens) {
+  require_generation(cache, inputs, tokens, "decode_tokens");
+  const int width = cache.config().d_model;
   const std::vector<SeqId> ids = {id};
   std::vector<float> row(width);
   for (int t = 0; t < tokens; ++t) {
     std::copy_n(inputs.begin() + static_cast<std::ptrdiff_t>(t) * width, width, row.begin());
     cache.decode(ids, row);
   }
-  return id;
 }
 
 Rollback rollback_for(const ImplInfo& impl) {

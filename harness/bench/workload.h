@@ -2,7 +2,8 @@
 // regression gate, tests) run exactly the same workloads.
 //
 //   generation     a fresh sequence decodes T tokens one step at a time, each step attending
-//                  to every earlier token (T decode calls), then is dropped;
+//                  to every earlier token (T decode calls), then is dropped; the benchmark
+//                  times creating the sequence (setup) apart from the T decode steps;
 //   decode step    one token decoded at position t of a sequence that already holds t
 //                  tokens, then rolled back, so that the step repeats at the same position.
 #pragma once
@@ -22,10 +23,18 @@ Stats stats_delta(const Stats& before, const Stats& after);
 // A deterministic input rows for a benchmark: [tokens, d_model], uniform in [-1, 1].
 std::vector<float> benchmark_inputs(const ModelConfig& config, int tokens, std::uint64_t seed);
 
-// Decodes `tokens` rows of `inputs` into a new sequence, one decode call per token.
+// Decodes `tokens` rows of `inputs` into a new sequence, one decode call per token:
+// create_sequence(), then decode_tokens(). The regression gate and the tests run this whole;
+// the benchmark times its two parts apart (setup, then the decode steps).
 // REQUIRES: 1 <= tokens <= capacity; inputs.size() >= tokens * d_model.
 // RETURNS: the new sequence's id; it holds `tokens` tokens (the caller drops it).
 SeqId generate(KvCache& cache, const std::vector<float>& inputs, int tokens);
+
+// Decodes rows [0, tokens) of `inputs` into the existing sequence `id`, one decode call per
+// token (the loop generate() runs after creating its sequence).
+// REQUIRES: `id` is a live sequence of `cache`; 1 <= tokens and its length + tokens <=
+// capacity (the cache checks the length); inputs.size() >= tokens * d_model.
+void decode_tokens(KvCache& cache, SeqId id, const std::vector<float>& inputs, int tokens);
 
 // How a decode step is undone so that it can repeat at the same position.
 enum class Rollback {

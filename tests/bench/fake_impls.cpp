@@ -1,7 +1,10 @@
 #include "tests/bench/fake_impls.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <thread>
 #include <map>
 #include <memory>
 #include <vector>
@@ -44,12 +47,28 @@ void attend(const ModelConfig& c, const float* q, const float* k, const float* v
 
 enum class Flaw { none, fp16_storage, offset, read_past };
 
+// Virtual nanoseconds (integers, so that sums are exact): advanced by fake_slow_create.
+std::atomic<long long> virtual_ns{0};
+
+long long to_ns(double seconds) { return std::llround(seconds * 1e9); }
+
+class VirtualTimer : public RegionTimer {
+ public:
+  void start() override { start_ = virtual_ns.load(); }
+  double stop() override { return 1e-9 * static_cast<double>(virtual_ns.load() - start_); }
+  std::string describe() const override { return "test: virtual seconds of fake_slow_create"; }
+
+ private:
+  long long start_ = 0;
+};
+
 class FakeCache : public KvCache {
  public:
   FakeCache(const char* name, bool keeps_kv, std::shared_ptr<const ModelWeights> w,
-            const ImplOptions& o, Flaw flaw = Flaw::none, int offset_from = 0)
+            const ImplOptions& o, Flaw flaw = Flaw::none, int offset_from = 0,
+            SlowCreate slow = {})
       : KvCache(name, std::move(w), o), keeps_kv_(keeps_kv), flaw_(flaw),
-        offset_from_(offset_from) {}
+        offset_from_(offset_from), slow_(std::move(slow)) {}
 
  private:
   struct Seq {
@@ -58,6 +77,10 @@ class FakeCache : public KvCache {
   };
 
   void do_create(SeqId id) override {
+    if (slow_.create_sleep > 0) {
+      std::this_thread::sleep_for(std::chrono::duration<double>(slow_.create_sleep));
+    }
+    virtual_ns += to_ns(slow_.create_virtual);
     Seq s;
     const auto L = static_cast<std::size_t>(config().layers);
     s.k.resize(L);
@@ -72,6 +95,7 @@ class FakeCache : public KvCache {
     for (std::size_t i = 0; i < ids.size(); ++i) {
       step(seqs_.at(ids[i]), x + i * config().d_model, out + i * config().d_model);
     }
+    virtual_ns += to_ns(slow_.decode_virtual) * static_cast<long long>(ids.size());
   }
   void do_fork(SeqId parent, SeqId child) override { seqs_[child] = seqs_.at(parent); }
   void do_drop(SeqId id) override { seqs_.erase(id); }
@@ -161,6 +185,7 @@ class FakeCache : public KvCache {
   bool keeps_kv_;
   Flaw flaw_;
   int offset_from_;
+  SlowCreate slow_;
   std::map<SeqId, Seq> seqs_;
 };
 
@@ -197,6 +222,21 @@ void register_fake_impls(Registry& registry) {
   registry.add(fake("fake_cached", true));
   registry.add(fake("fake_naive", false));
 }
+
+void register_slow_create_fake(Registry& registry, const SlowCreate& how) {
+  ImplInfo info;
+  info.name = "fake_slow_create";
+  info.description = "test: K/V cache whose create_sequence is slow";
+  info.device = how.device;
+  info.caps.holds_kv_cache = true;
+  info.create = [how](std::shared_ptr<const ModelWeights> w, const ImplOptions& o) {
+    return std::unique_ptr<KvCache>(
+        new FakeCache("fake_slow_create", true, std::move(w), o, Flaw::none, 0, how));
+  };
+  registry.add(info);
+}
+
+std::unique_ptr<RegionTimer> make_virtual_timer() { return std::make_unique<VirtualTimer>(); }
 
 void register_planted_fakes(Registry& registry, int offset_from) {
   registry.add(planted("planted_fp16_as_fp32", "test: K/V rounded to fp16, declared fp32",

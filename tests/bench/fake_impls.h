@@ -11,8 +11,14 @@
 //                         ImplOptions::poison_unused, else 0).
 // Both compute real attention (so their times grow like the real ones) and keep the
 // counters exactly as harness/kv_cache.h defines them.
+// And fake_slow_create (register_slow_create_fake): fake_cached whose create_sequence costs a
+// known amount, for the bench's timing of setup apart from the decode steps.
 #pragma once
 
+#include <memory>
+#include <string>
+
+#include "harness/device_probes.h"
 #include "harness/registry.h"
 
 namespace kvbench::testing {
@@ -23,6 +29,22 @@ void register_fake_impls(Registry& registry);
 
 // Adds the three planted variants above to `registry`.
 void register_planted_fakes(Registry& registry, int offset_from = 300);
+
+// How fake_slow_create spends its time. Virtual seconds advance only when it says so, so that
+// a timer reading them (make_virtual_timer) measures exactly what the fake declares, whatever
+// the machine's load.
+struct SlowCreate {
+  std::string device = "cpu";     // ImplInfo::device (a device with a virtual timer: exact)
+  double create_sleep = 0;        // real seconds create_sequence sleeps
+  double create_virtual = 0;      // virtual seconds create_sequence takes
+  double decode_virtual = 0;      // virtual seconds each decoded token takes
+};
+
+// Adds "fake_slow_create" (keeps K/V as fake_cached; caps.threads false) to `registry`.
+void register_slow_create_fake(Registry& registry, const SlowCreate& how);
+
+// RETURNS: a timer of the virtual seconds fake_slow_create advances.
+std::unique_ptr<RegionTimer> make_virtual_timer();
 
 // RETURNS: x rounded to the nearest fp16 value (ties to even; subnormals kept), as a float.
 float round_to_fp16(float x);

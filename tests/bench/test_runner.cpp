@@ -9,6 +9,7 @@
 
 #include "harness/bench/names.h"
 #include "harness/bench/runner.h"
+#include "harness/bench/timer.h"
 #include "harness/error.h"
 #include "tests/bench/fake_impls.h"
 
@@ -169,6 +170,65 @@ TEST_F(Fixture, SizesPastCapacityAreStopsNotFailures) {
   const json k = json::parse(out["context"]["kvbench"].get<std::string>());
   ASSERT_EQ(k["stops"].size(), 4u);
   EXPECT_NE(k["stops"][0]["reason"].get<std::string>().find("capacity"), std::string::npos);
+}
+
+// A generation's iteration time is its T decode steps; creating the sequence is setup,
+// timed apart (setup_seconds, setup_fraction). On a virtual clock that only the fake
+// advances (20 ms per create_sequence, 1 us per decoded token), both are exact, whatever
+// the machine's load.
+TEST_F(Fixture, GenerationTimesTheDecodeStepsAndRecordsSetupApart) {
+  TimerRegistry::global().set("fake_virtual", [](const ImplInfo&) {
+    return testing::make_virtual_timer();
+  });
+  Registry slow;
+  testing::SlowCreate how;
+  how.device = "fake_virtual";
+  how.create_virtual = 0.020;
+  how.decode_virtual = 1e-6;
+  testing::register_slow_create_fake(slow, how);
+  options.impls = slow.all();
+  options.tokens = {4, 8};
+  options.positions = {};
+  options.long_impls = {};
+  options.long_positions = {};
+  const json out = run("setup_virtual.json");
+  for (int T : {4, 8}) {
+    const json* g = find_run(out, "generate/fake_slow_create/T:" + std::to_string(T));
+    ASSERT_NE(g, nullptr) << T;
+    EXPECT_EQ((*g)["time_unit"], "ms");
+    EXPECT_NEAR((*g)["real_time"].get<double>() * 1e-3, T * 1e-6, 1e-12) << T;
+    ASSERT_TRUE(g->contains("setup_seconds")) << g->dump();
+    EXPECT_NEAR((*g)["setup_seconds"].get<double>(), 0.020, 1e-12) << T;
+    EXPECT_NEAR((*g)["setup_fraction"].get<double>(), 0.020 / (0.020 + T * 1e-6), 1e-9) << T;
+    // Rates are per second of the decode steps.
+    EXPECT_NEAR((*g)["tokens_per_second"].get<double>(), 1e6, 1e-3) << T;
+  }
+}
+
+// The same on the host clock: create_sequence sleeps 20 ms, a decode step of the tiny model
+// takes microseconds. Only bounds that hold on any load: a sleep lasts at least its time,
+// and 20 ms of sleep per iteration cannot land in a decode-only iteration time.
+TEST_F(Fixture, SlowCreateOnTheHostClockIsSetupNotIterationTime) {
+  Registry slow;
+  testing::SlowCreate how;
+  how.create_sleep = 0.020;
+  testing::register_slow_create_fake(slow, how);
+  options.impls = slow.all();
+  options.tokens = {2};
+  options.positions = {};
+  options.long_impls = {};
+  options.long_positions = {};
+  options.min_time = 1e-5;  // a few iterations: each sleeps 20 ms
+  options.check = false;
+  const json out = run("setup_host.json");
+  const json* g = find_run(out, "generate/fake_slow_create/T:2");
+  ASSERT_NE(g, nullptr);
+  ASSERT_TRUE(g->contains("setup_seconds")) << g->dump();
+  const double setup = (*g)["setup_seconds"].get<double>();
+  const double decode = (*g)["real_time"].get<double>() * 1e-3;
+  EXPECT_GE(setup, 0.020);
+  EXPECT_LT(decode, 0.020) << "the 20 ms create_sequence is in the iteration time";
+  EXPECT_GT((*g)["setup_fraction"].get<double>(), 0.5);
 }
 
 TEST(PositionPastCache, SmallestPowerOfTwoAboveFactorTimesCache) {

@@ -41,6 +41,26 @@ TEST(Workload, GenerationCountsFollowTheFormulas) {
   }
 }
 
+// The bench times create_sequence and decode_tokens apart: together they are generate().
+TEST(Workload, DecodeTokensIntoACreatedSequenceIsGenerate) {
+  Fakes fakes;
+  const ModelConfig c = tiny();
+  const auto inputs = benchmark_inputs(c, 7, 5);
+  auto whole = fakes.make("fake_cached", c);
+  auto parts = fakes.make("fake_cached", c);
+  const SeqId a = generate(*whole, inputs, 7);
+  const SeqId b = parts->create_sequence();
+  decode_tokens(*parts, b, inputs, 7);
+  EXPECT_EQ(parts->length(b), 7);
+  const Stats sa = whole->stats(), sb = parts->stats();
+  EXPECT_EQ(sa.kv_projection_rows, sb.kv_projection_rows);
+  EXPECT_EQ(sa.qk_dot_products, sb.qk_dot_products);
+  for (int l = 0; l < c.layers; ++l) {
+    EXPECT_EQ(whole->read_kv(a, l, 0).k, parts->read_kv(b, l, 0).k) << l;
+  }
+  EXPECT_THROW(decode_tokens(*parts, b, benchmark_inputs(c, 3, 1), 4), Error);
+}
+
 TEST(Workload, GenerateRejectsTooFewInputs) {
   Fakes fakes;
   auto cache = fakes.make("fake_cached", tiny());

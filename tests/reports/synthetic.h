@@ -31,6 +31,12 @@ struct Synthetic {
   // Multiplies a benchmark's model time: (impl, threads, kind, size) -> factor.
   std::function<double(const std::string&, int, bench::BenchKind, int)> factor =
       [](const std::string&, int, bench::BenchKind, int) { return 1.0; };
+  // A generation's setup_seconds counter (seconds per iteration creating the sequence, timed
+  // apart from the decode steps the time holds): (impl, T) -> seconds; < 0 leaves it out, as
+  // a bench output older than the counter does (the default).
+  std::function<double(const std::string&, int)> setup = [](const std::string&, int) {
+    return -1.0;
+  };
   json doc = {{"context", json::object()}, {"benchmarks", json::array()}};
 
   void add(const std::string& impl, bench::BenchKind kind, int size, int threads = 1) {
@@ -78,6 +84,7 @@ struct Synthetic {
          {"bytes_held", held},
          {"size", size},
          {"threads_used", threads}});
+    if (gen && setup(impl, size) >= 0) doc["benchmarks"].back()["setup_seconds"] = setup(impl, size);
   }
 
   json reference_json() const {

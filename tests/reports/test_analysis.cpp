@@ -47,7 +47,7 @@ TEST(Analysis, ExponentsAndRegimeFollowTheOpCountModel) {
   EXPECT_EQ(a.predicted_generation_crossover, 1024);
   EXPECT_GT(cached->quadratic_from, 1024 / 1.5);
   EXPECT_LT(cached->quadratic_from, 1024 * 1.5);
-  EXPECT_TRUE(any_verdict_contains(a, "naive: total generation time grows as T^2"));
+  EXPECT_TRUE(any_verdict_contains(a, "naive: generation time (setup included) grows as T^2"));
   EXPECT_TRUE(any_verdict_contains(a, "cpu_cached: linear while the projections dominate"));
   EXPECT_TRUE(any_verdict_contains(a, "no longer linear from T ~"));
   // decode step: the model's crossing of projections and attention is t = 511 for MHA.
@@ -138,6 +138,171 @@ TEST(Analysis, OtherShapesDoNotClaimDefaultShapeTargets) {
   EXPECT_EQ(target(a, "decode_vs_torch_cached_short").verdict, "not measured");
   EXPECT_NE(target(a, "decode_vs_torch_cached_short").detail.find("gpt2"), std::string::npos);
   EXPECT_NE(target(a, "naive_over_cached_vs_analytic").verdict, "not measured");
+}
+
+// ---- setup, timed apart from the decode steps ------------------------------------------------
+
+const Verdict* verdict_under(const Analysis& a, const std::string& topic, const std::string& text) {
+  for (const auto& v : a.verdicts) {
+    if (v.topic.find(topic) != std::string::npos && v.text.find(text) != std::string::npos) {
+      return &v;
+    }
+  }
+  return nullptr;
+}
+
+std::string verdicts_text(const Analysis& a) {
+  std::string out;
+  for (const auto& v : a.verdicts) out += v.topic + ": " + v.text + "\n";
+  return out;
+}
+
+TEST(Analysis, SetupIsReportedAndNamedWhereItWouldHaveDominated) {
+  Synthetic s;
+  // cpu_cached: 1 s of setup at T = 16 (far above its decode steps), 1 ns elsewhere; the
+  // others 1 ns everywhere.
+  s.setup = [](const std::string& impl, int T) { return impl == "cpu_cached" && T == 16 ? 1.0 : 1e-9; };
+  const Analysis a = analyze(parse_bench(s.standard()));
+  const SeriesAnalysis* cached = a.find_generation("cpu_cached");
+  ASSERT_TRUE(cached && cached->setup_recorded());
+  EXPECT_DOUBLE_EQ(cached->setup_seconds.front(), 1.0);
+  EXPECT_GT(cached->setup_share(0), 0.5);
+  EXPECT_NE(verdict_under(a, "Setup: creating the sequence",
+                          "cpu_cached: setup 1 s at T = 16 ("),
+            nullptr) << verdicts_text(a);
+  EXPECT_NE(verdict_under(a, "Setup: creating the sequence", "naive: setup 1 ns at T = 16 ("),
+            nullptr) << verdicts_text(a);
+  const Verdict* dominated = verdict_under(a, "Where setup would have dominated", "");
+  ASSERT_NE(dominated, nullptr) << verdicts_text(a);
+  EXPECT_NE(dominated->text.find("Setup would have dominated"), std::string::npos) << dominated->text;
+  EXPECT_NE(dominated->text.find("cpu_cached at T = 16 ("), std::string::npos) << dominated->text;
+  EXPECT_EQ(dominated->text.find("T = 32"), std::string::npos) << dominated->text;
+  EXPECT_EQ(dominated->text.find("naive at"), std::string::npos) << dominated->text;
+  EXPECT_TRUE(any_verdict_contains(a, "cpu_cached: generation time (the T decode steps) grows"));
+
+  const json fits = a.to_json();
+  const json& g = fits["implementations"]["cpu_cached"]["generate"];
+  EXPECT_TRUE(g["setup_recorded"].get<bool>());
+  EXPECT_DOUBLE_EQ(g["setup_seconds"][0].get<double>(), 1.0);
+  EXPECT_EQ(g["setup_dominates_at"], json::array({16.0}));
+  EXPECT_GT(g["setup_share_of_total"][0].get<double>(), 0.5);
+  EXPECT_EQ(fits["implementations"]["naive"]["generate"]["setup_dominates_at"], json::array());
+}
+
+TEST(Analysis, SetupBelowTheDecodeStepsEverywhereDominatesNowhere) {
+  Synthetic s;
+  s.setup = [](const std::string&, int) { return 1e-9; };
+  const Analysis a = analyze(parse_bench(s.standard()));
+  const Verdict* dominated = verdict_under(a, "Where setup would have dominated", "");
+  ASSERT_NE(dominated, nullptr) << verdicts_text(a);
+  EXPECT_EQ(dominated->text.rfind("Nowhere", 0), 0u) << dominated->text;
+  EXPECT_EQ(dominated->text.find("would have dominated a timing"), std::string::npos);
+}
+
+TEST(Analysis, FitsAndSpeedupsExcludeSetup) {
+  Synthetic plain, with_setup;
+  // 10 s of setup at every T: a fit of decode + setup would be flat (b ~ 0), and the
+  // naive/cached ratio ~ 1.
+  with_setup.setup = [](const std::string&, int) { return 10.0; };
+  const Analysis a = analyze(parse_bench(plain.standard()));
+  const Analysis b = analyze(parse_bench(with_setup.standard()));
+  for (const char* impl : {"naive", "cpu_cached"}) {
+    const SeriesAnalysis* x = a.find_generation(impl);
+    const SeriesAnalysis* y = b.find_generation(impl);
+    ASSERT_TRUE(x && y && x->time_fit && y->time_fit) << impl;
+    EXPECT_EQ(x->seconds, y->seconds) << impl;
+    EXPECT_DOUBLE_EQ(x->time_fit->exponent, y->time_fit->exponent) << impl;
+    EXPECT_GT(y->time_fit->exponent, 1.0) << impl;
+  }
+  EXPECT_NEAR(target(b, "naive_over_cached_vs_analytic").measured, 0, 1e-9);
+}
+
+TEST(Analysis, OutputWithoutTheSetupCounterLoadsAndSaysNotRecorded) {
+  Synthetic s;  // no setup_seconds, as bench outputs before the counter
+  const Analysis a = analyze(parse_bench(s.standard()));
+  EXPECT_FALSE(a.find_generation("cpu_cached")->setup_recorded());
+  EXPECT_NE(verdict_under(a, "Setup: creating the sequence", "cpu_cached: setup not recorded"),
+            nullptr) << verdicts_text(a);
+  const Verdict* dominated = verdict_under(a, "Where setup would have dominated", "");
+  ASSERT_NE(dominated, nullptr);
+  EXPECT_EQ(dominated->text.rfind("Not known", 0), 0u) << dominated->text;
+  EXPECT_TRUE(any_verdict_contains(a, "naive: generation time (setup included) grows as T^2"));
+  const json g = a.to_json()["implementations"]["cpu_cached"]["generate"];
+  EXPECT_FALSE(g["setup_recorded"].get<bool>());
+  EXPECT_TRUE(g["setup_seconds"][0].is_null());
+}
+
+TEST(BenchData, ANegativeSetupTimeIsAnErrorNamingIt) {
+  Synthetic s;
+  s.setup = [](const std::string&, int) { return 1e-3; };
+  json doc = s.standard();
+  doc["benchmarks"][0]["setup_seconds"] = -1;
+  try {
+    parse_bench(doc);
+    FAIL() << "a negative setup time loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("setup_seconds"), std::string::npos) << e.what();
+  }
+}
+
+// ---- growth laws -----------------------------------------------------------------------------
+
+TEST(GrowthLaw, SublinearLinearBetweenAndQuadratic) {
+  EXPECT_EQ(growth_law(0.6), "sublinear");
+  EXPECT_EQ(growth_law(0.79), "sublinear");
+  EXPECT_EQ(growth_law(0.8), "T");
+  EXPECT_EQ(growth_law(1.0), "T");
+  EXPECT_EQ(growth_law(1.5), "between T and T^2");
+  EXPECT_EQ(growth_law(2.0), "T^2");
+  EXPECT_EQ(grows(0.6), "grows sublinearly");
+  EXPECT_EQ(grows(1.0), "grows as T");
+}
+
+// Generations of one implementation "x" whose decode steps take 1 ms x (T/16)^b, with
+// setup recorded apart.
+json power_law_run(double b) {
+  json doc = {{"benchmarks", json::array()}};
+  for (int T = 16; T <= 256; T *= 2) {
+    const double ms = std::pow(T / 16.0, b);
+    doc["benchmarks"].push_back({{"name", "generate/x/T:" + std::to_string(T) + "/manual_time"},
+                                 {"run_type", "iteration"},
+                                 {"iterations", 10},
+                                 {"real_time", ms},
+                                 {"cpu_time", ms},
+                                 {"time_unit", "ms"},
+                                 {"setup_seconds", 1e-6}});
+  }
+  return doc;
+}
+
+TEST(Analysis, FitsAreCalledSublinearLinearOrQuadraticByTheirExponent) {
+  struct Case {
+    double b;
+    const char* law;
+    const char* grows;
+  };
+  for (const Case& c : {Case{0.6, "sublinear", "grows sublinearly"},
+                        Case{1.0, "T", "grows as T"}, Case{2.0, "T^2", "grows as T^2"}}) {
+    const Analysis a = analyze(parse_bench(power_law_run(c.b)));
+    const SeriesAnalysis* x = a.find_generation("x");
+    ASSERT_TRUE(x && x->time_fit) << c.b;
+    EXPECT_NEAR(x->time_fit->exponent, c.b, 1e-9);
+    EXPECT_EQ(growth_law(x->time_fit->exponent), c.law);
+    EXPECT_TRUE(any_verdict_contains(a, std::string("x: generation time (the T decode steps) ") +
+                                            c.grows + " (fit b = "))
+        << verdicts_text(a);
+    EXPECT_EQ(a.to_json()["implementations"]["x"]["generate"]["growth"], c.law);
+    const bool sublinear = c.b < 0.8;
+    // A sublinear fit is a finding, explained; never called linear.
+    EXPECT_EQ(any_verdict_contains(a, "Sublinear (b < 0.8) is a finding to explain"), sublinear)
+        << verdicts_text(a);
+    EXPECT_EQ(any_verdict_contains(a, "x: sublinear at the smallest T"), sublinear)
+        << verdicts_text(a);
+    if (sublinear) {
+      EXPECT_FALSE(any_verdict_contains(a, "x: linear")) << verdicts_text(a);
+      EXPECT_TRUE(any_verdict_contains(a, "fixed per-step costs that amortize")) << verdicts_text(a);
+    }
+  }
 }
 
 TEST(BenchData, RepetitionsCollapseToTheMedianAndErrorsAreDropped) {

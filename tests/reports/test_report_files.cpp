@@ -85,7 +85,7 @@ TEST(Report, WritesEveryFileSelfContained) {
   const std::string md = slurp(files.markdown);
   EXPECT_NE(md.find("## Verdicts"), std::string::npos);
   EXPECT_NE(md.find("![scaling](scaling.png)"), std::string::npos);
-  EXPECT_NE(md.find("naive: total generation time grows as T^2"), std::string::npos) << md;
+  EXPECT_NE(md.find("naive: generation time (setup included) grows as T^2"), std::string::npos) << md;
 
   const nlohmann::json fits = nlohmann::json::parse(slurp(files.fits));
   const auto& naive = fits["implementations"]["naive"]["generate"];
@@ -98,6 +98,37 @@ TEST(Report, WritesEveryFileSelfContained) {
     EXPECT_TRUE(t.contains("measured") && t.contains("verdict")) << t.dump();
   }
   EXPECT_FALSE(fits["verdicts"].empty());
+}
+
+// The summary's setup lines and the sentence on where setup would have dominated (the
+// Markdown needs no plots: no gnuplot).
+TEST(Report, SummaryStatesSetupAndWhereItWouldHaveDominated) {
+  testing::Synthetic s;
+  s.setup = [](const std::string& impl, int T) { return impl == "cpu_cached" && T <= 32 ? 1.0 : 1e-9; };
+  const BenchData data = parse_bench(s.standard(), "setup.json");
+  const std::string md = render_markdown(data, analyze(data), {});
+  EXPECT_NE(md.find("### Setup: creating the sequence, timed apart from the decode steps"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("- cpu_cached: setup 1 s at T = 16 ("), std::string::npos) << md;
+  EXPECT_NE(md.find("- torch_static: setup 1 ns at T = 16 ("), std::string::npos) << md;
+  EXPECT_NE(md.find("### Where setup would have dominated\n\n- Setup would have dominated"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("cpu_cached at T = 16 ("), std::string::npos) << md;
+  EXPECT_NE(md.find("cpu_cached at T = 32 ("), std::string::npos) << md;
+  EXPECT_EQ(md.find("cpu_cached at T = 64 ("), std::string::npos) << md;
+
+  testing::Synthetic quiet;
+  quiet.setup = [](const std::string&, int) { return 1e-9; };
+  const BenchData q = parse_bench(quiet.standard(), "quiet.json");
+  const std::string qmd = render_markdown(q, analyze(q), {});
+  EXPECT_NE(qmd.find("### Where setup would have dominated\n\n- Nowhere:"), std::string::npos)
+      << qmd;
+  EXPECT_EQ(qmd.find("Setup would have dominated"), std::string::npos) << qmd;
+
+  testing::Synthetic old;  // no setup counter
+  const BenchData o = parse_bench(old.standard(), "old.json");
+  const std::string omd = render_markdown(o, analyze(o), {});
+  EXPECT_NE(omd.find("- cpu_cached: setup not recorded"), std::string::npos) << omd;
 }
 
 TEST(Report, MissingInputIsAnErrorNamingIt) {
