@@ -207,6 +207,14 @@ void Analyzer::threads_target() {
            "lowest time(1 thread) / time(2 threads) over the DRAM-bound positions, at t = " +
                sig(worst_one->position) + ": " + seconds_text(worst_one->measured_seconds) +
                " / " + seconds_text(two->seconds));
+    // A DRAM-bound step cannot scale past the memory: say how far the reference itself does.
+    const auto* r1 = d_.reference_for(1);
+    const auto* r2 = d_.reference_for(2);
+    if (r1 && r2) {
+      t.detail += "; the read-only reference itself scales " + sig(r2->best / r1->best) +
+                  "x from 1 to 2 threads (" + rate_text(r1->best) + " -> " +
+                  rate_text(r2->best) + "), the most a DRAM-bound step can gain";
+    }
   } else {
     t.detail = "needs cpu_cached decode steps with 1 and 2 threads at a position moving >= "
                "8x the last-level cache" + informative;
