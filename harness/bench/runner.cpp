@@ -1,3 +1,8 @@
+// The sweep of `kvbench bench` (runner.h): the plan of series, the check before timing, each
+// benchmark run alone in increasing size until a budget stops its series. The pieces around
+// it are apart: the budget predictions (budget.h), the reporter that gathers the runs
+// (collecting_reporter.h), when bandwidth is measured (bandwidth_schedule.h) and the JSON
+// file written at the end (bench_json.h).
 #include "harness/bench/runner.h"
 
 #include <benchmark/benchmark.h>
@@ -6,18 +11,22 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
-#include <fstream>
-#include <iomanip>
+#include <cstdint>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <ostream>
-#include <sstream>
+#include <string>
+#include <vector>
 
-#include "harness/aligned_buffer.h"
-#include "harness/atomic_file.h"
+#include "harness/bench/bandwidth_schedule.h"
+#include "harness/bench/bench_json.h"
+#include "harness/bench/budget.h"
+#include "harness/bench/collecting_reporter.h"
 #include "harness/bench/names.h"
+#include "harness/bench/progress.h"
+#include "harness/bench/sweep.h"
 #include "harness/bench/timer.h"
 #include "harness/bench/workload.h"
 #include "harness/error.h"
@@ -37,36 +46,12 @@ double process_cpu_seconds() {
          1e-6 * (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec);
 }
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-std::string format_seconds(double s) {
-  std::ostringstream out;
-  out << std::setprecision(3);
-  if (s >= 1) {
-    out << s << " s";
-  } else if (s >= 1e-3) {
-    out << s * 1e3 << " ms";
-  } else {
-    out << s * 1e6 << " us";
-  }
-  return out.str();
-}
-
 // One series: the sizes of one (kind, implementation, threads), run in increasing order.
 struct Series {
   BenchmarkId proto;  // size unset
   const ImplInfo* impl = nullptr;
   std::vector<int> sizes;
 };
-
-std::vector<int> merged(std::vector<int> a, const std::vector<int>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  std::sort(a.begin(), a.end());
-  a.erase(std::unique(a.begin(), a.end()), a.end());
-  return a;
-}
 
 std::vector<Series> plan_series(const BenchOptions& o, const std::vector<const ImplInfo*>& impls) {
   std::vector<Series> plan;
@@ -82,8 +67,8 @@ std::vector<Series> plan_series(const BenchOptions& o, const std::vector<const I
     std::vector<int> threads = {1};
     std::vector<int> sizes = o.positions;
     if (std::find(o.long_impls.begin(), o.long_impls.end(), impl->name) != o.long_impls.end()) {
-      sizes = merged(sizes, o.long_positions);
-      if (impl->caps.threads) threads = merged(o.threads, {1});
+      sizes = merge_sweeps(sizes, o.long_positions);
+      if (impl->caps.threads) threads = merge_sweeps(o.threads, {1});
     }
     for (int n : threads) {
       Series s;
@@ -96,102 +81,6 @@ std::vector<Series> plan_series(const BenchOptions& o, const std::vector<const I
     }
   }
   return plan;
-}
-
-// Predicts one iteration's time at the next size from the sizes measured so far: a power law
-// through the last point, with the larger of the measured local exponent and the series'
-// asymptotic one (a generation is at least quadratic in T, a decode step at least linear in
-// t), so that the budget is not overrun on the strength of a noisy small-size exponent.
-class Predictor {
- public:
-  explicit Predictor(double floor_exponent) : floor_(floor_exponent) {}
-  void add(int size, double seconds) { points_.push_back({size, seconds}); }
-  double predict(int size) const {
-    if (points_.empty()) return 0;
-    const auto& last = points_.back();
-    double exponent = floor_;
-    if (points_.size() >= 2) {
-      const auto& prev = points_[points_.size() - 2];
-      if (prev.second > 0 && last.second > 0 && last.first > prev.first) {
-        exponent = std::max(exponent, std::log(last.second / prev.second) /
-                                          std::log(static_cast<double>(last.first) / prev.first));
-      }
-    }
-    return last.second * std::pow(static_cast<double>(size) / last.first, exponent);
-  }
-  int last_size() const { return points_.empty() ? 0 : points_.back().first; }
-
- private:
-  double floor_;
-  std::vector<std::pair<int, double>> points_;
-};
-
-// Forwards to the console table once per process (Google Benchmark prints its context on
-// every RunSpecifiedBenchmarks call) and keeps a copy of every run, so that the JSON file can
-// be written at the end with the complete context (where each series stopped, the
-// bandwidth measured after the sweeps) by Google Benchmark's own JSONReporter.
-class CollectingReporter : public benchmark::BenchmarkReporter {
- public:
-  CollectingReporter(benchmark::BenchmarkReporter* display, std::size_t name_width)
-      : display_(display), name_width_(name_width) {}
-
-  bool ReportContext(const Context& context) override {
-    if (display_ && !context_shown_) {
-      Context wide = context;
-      wide.name_field_width = name_width_;
-      display_->ReportContext(wide);
-    }
-    context_shown_ = true;
-    return true;
-  }
-
-  void ReportRuns(const std::vector<Run>& runs) override {
-    if (display_) display_->ReportRuns(runs);
-    for (Run run : runs) {
-      run.family_index = family_index_;
-      run.per_family_instance_index = 0;
-      run.statistics = nullptr;  // points into the benchmark, which is cleared after it ran
-      current_.push_back(run);
-    }
-  }
-
-  void Finalize() override {}
-
-  // Starts collecting the runs of benchmark number `family_index`.
-  void begin(int family_index) {
-    family_index_ = family_index;
-    current_.clear();
-  }
-  // RETURNS: the runs of the current benchmark.
-  const std::vector<Run>& current() const { return current_; }
-  // Keeps the current benchmark's runs for the JSON file.
-  void keep() { kept_.insert(kept_.end(), current_.begin(), current_.end()); }
-  const std::vector<Run>& kept() const { return kept_; }
-  void finish() {
-    if (display_) display_->Finalize();
-  }
-
- private:
-  benchmark::BenchmarkReporter* display_;
-  std::size_t name_width_;
-  bool context_shown_ = false;
-  int family_index_ = 0;
-  std::vector<Run> current_;
-  std::vector<Run> kept_;
-};
-
-// RETURNS: seconds per iteration of the benchmark's runs (the median over repetitions), or
-// a negative number when it produced no successful iteration run.
-double seconds_per_iteration(const std::vector<benchmark::BenchmarkReporter::Run>& runs) {
-  std::vector<double> seconds;
-  for (const auto& run : runs) {
-    if (run.run_type != benchmark::BenchmarkReporter::Run::RT_Iteration) continue;
-    if (run.error_occurred || run.iterations <= 0) continue;
-    seconds.push_back(run.real_accumulated_time / static_cast<double>(run.iterations));
-  }
-  if (seconds.empty()) return -1;
-  std::sort(seconds.begin(), seconds.end());
-  return seconds[seconds.size() / 2];
 }
 
 // The counters every kvbench benchmark records. `work` holds the counter deltas over all
@@ -217,62 +106,11 @@ void record_counters(benchmark::State& state, const Stats& work, double tokens,
   state.counters["size"] = Counter(size);
 }
 
-json bandwidth_json(const Bandwidth& b) {
-  return {{"read_bytes_per_second", b.read_bytes_per_second},
-          {"copy_bytes_per_second", b.copy_bytes_per_second},
-          {"buffer_bytes", b.buffer_bytes},
-          {"passes", b.passes}};
-}
-
-json config_json(const ModelConfig& c) {
-  return {{"layers", c.layers},       {"d_model", c.d_model},
-          {"heads", c.heads},         {"kv_heads", c.kv_heads},
-          {"head_dim", c.head_dim},   {"capacity", c.capacity},
-          {"dtype", dtype_name(c.dtype)}, {"dtype_bytes", dtype_size(c.dtype)},
-          {"seed", c.seed},           {"kv_bytes_per_token", c.kv_bytes_per_token()}};
-}
-
-json machine_json(const MachineInfo& m) {
-  json caches = json::array();
-  for (const auto& c : m.caches) {
-    caches.push_back(
-        {{"level", c.level}, {"type", c.type}, {"bytes", c.bytes}, {"shared_by", c.shared_by}});
-  }
-  return {{"cpu_model", m.cpu_model}, {"logical_cpus", m.logical_cpus}, {"mhz", m.mhz},
-          {"caches", caches},         {"llc_bytes", m.llc_bytes},       {"llc_detected", m.llc_detected}};
-}
-
-json worst_json(const CheckWorst& w) {
-  return {{"elements", w.elements}, {"max_error", w.error}, {"allowed", w.allowed},
-          {"ratio", std::isfinite(w.ratio) ? json(w.ratio) : json("inf")}, {"where", w.where}};
-}
-
-json check_json(const CheckResult& r) {
-  return {{"implementation", r.impl},
-          {"threads", r.threads},
-          {"verdict", r.passed ? "pass" : "fail"},
-          {"failure", r.failure},
-          {"kind", r.kind},
-          {"requested_position", r.requested_position},
-          {"positions", r.positions},
-          {"sampled_positions", r.sampled_positions},
-          {"weaker", r.weaker},
-          {"output", worst_json(r.output)},
-          {"rows", worst_json(r.rows)},
-          {"prepare_seconds", r.prepare_seconds},
-          {"reference_seconds", r.reference_seconds},
-          {"summary", describe(r)}};
-}
-
-void set_context(const std::string& key, const std::string& value) {
-  auto*& context = benchmark::internal::GetGlobalContext();
-  if (context == nullptr) context = new std::map<std::string, std::string>();
-  (*context)[key] = value;
-}
-
 class Runner {
  public:
-  explicit Runner(const BenchOptions& o) : o_(o) {}
+  explicit Runner(const BenchOptions& o) : o_(o), bandwidth_(o_, impls_, outcome_) {}
+  Runner(const Runner&) = delete;  // bandwidth_ refers to the members
+  Runner& operator=(const Runner&) = delete;
 
   BenchOutcome run() {
     const auto start = Clock::now();
@@ -281,20 +119,7 @@ class Runner {
     weights_ = ModelWeights::from_seed(o_.config);
     if (o_.check) check_impls();
     outcome_.machine = detect_machine();
-    measure_now("before");
-    outcome_.bandwidth_before = last_bandwidth_;
-    outcome_.reference_before = measure_reference("before");
-    for (const auto& [position, bytes] : matched_sizes()) {
-      measure_now("before", bytes);
-      BenchOutcome::MatchedBandwidth m;
-      m.position = position;
-      m.runs.push_back({"before", last_bandwidth_});
-      outcome_.matched_bandwidth.push_back(m);
-    }
-    for (const std::string& device : devices_of(impls_)) {
-      outcome_.device_bandwidth.push_back(DeviceBandwidth{device, "", {}, ""});
-    }
-    measure_devices("before");
+    bandwidth_.before();
     init_google_benchmark();
 
     const std::vector<Series> plan = plan_series(o_, impls_);
@@ -311,17 +136,11 @@ class Runner {
     for (const Series& s : plan) run_series(s, collector);
     collector.finish();
 
-    measure_now("after");
-    outcome_.bandwidth_after = last_bandwidth_;
-    outcome_.reference_after = measure_reference("after");
-    const auto sizes = matched_sizes();
-    for (std::size_t i = 0; i < sizes.size(); ++i) {
-      measure_now("after", sizes[i].second);
-      outcome_.matched_bandwidth[i].runs.push_back({"after", last_bandwidth_});
-    }
-    measure_devices("after");
+    bandwidth_.after();
     outcome_.wall_seconds = seconds_since(start);
-    write_json(collector.kept());
+    write_bench_json(o_, impls_, outcome_, preparation_, collector.kept());
+    say("wrote ", o_.out_path, ": ", outcome_.ran, " benchmarks in ",
+        format_seconds(outcome_.wall_seconds));
     return outcome_;
   }
 
@@ -400,88 +219,6 @@ class Runner {
     impls_ = passed;
   }
 
-  // Before a long implementation's decode step at a long position: the bandwidth over the
-  // K/V's size, next to the step in time.
-  void measure_adjacent(const BenchmarkId& id) {
-    if (std::find(o_.long_impls.begin(), o_.long_impls.end(), id.impl) == o_.long_impls.end()) {
-      return;
-    }
-    const auto sizes = matched_sizes();
-    for (std::size_t i = 0; i < sizes.size(); ++i) {
-      if (sizes[i].first != id.size) continue;
-      measure_now("adjacent", sizes[i].second);
-      outcome_.matched_bandwidth[i].runs.push_back({"adjacent to " + benchmark_name(id),
-                                                    last_bandwidth_});
-    }
-  }
-
-  // The K/V bytes a decode step reads at each long position (when a long implementation
-  // runs), at least 4 KiB: the sizes the matched bandwidths are measured over.
-  // RETURNS: (position, bytes) pairs.
-  std::vector<std::pair<int, std::size_t>> matched_sizes() const {
-    std::vector<std::pair<int, std::size_t>> sizes;
-    bool long_impl_runs = false;
-    for (const ImplInfo* impl : impls_) {
-      long_impl_runs = long_impl_runs || std::find(o_.long_impls.begin(), o_.long_impls.end(),
-                                                   impl->name) != o_.long_impls.end();
-    }
-    if (!long_impl_runs) return sizes;
-    for (int t : o_.long_positions) {
-      if (t >= o_.config.capacity) continue;
-      sizes.push_back({t, std::max<std::size_t>(4096, (static_cast<std::size_t>(t) + 1) *
-                                                          o_.config.kv_bytes_per_token())});
-    }
-    return sizes;
-  }
-
-  // The buffer of the whole-memory measurements: --bandwidth-mib, else max(8 x LLC, 64 MiB).
-  std::size_t reference_bytes() const {
-    if (o_.bandwidth_bytes > 0) return o_.bandwidth_bytes;
-    return std::max<std::size_t>(8 * outcome_.machine.llc_bytes, std::size_t{64} << 20);
-  }
-
-  std::vector<ReadReference> measure_reference(const char* when) {
-    const auto start = Clock::now();
-    const std::vector<int> threads = merged({1}, o_.threads);
-    std::vector<ReadReference> refs = measure_read_reference(
-        std::max<std::size_t>(reference_bytes(), std::size_t{1} << 20), threads,
-        o_.bandwidth_passes);
-    for (const ReadReference& r : refs) {
-      say("read-only reference (", when, ", ", r.threads, " thread", r.threads == 1 ? "" : "s",
-          ", ", r.buffer_bytes / 1048576.0, " MiB, huge-page advised): best ",
-          r.best_bytes_per_second / 1e9, " GB/s (", r.best_variant, "), median ",
-          r.median_bytes_per_second / 1e9, " GB/s");
-    }
-    say("    (", format_seconds(seconds_since(start)), ")");
-    return refs;
-  }
-
-  void measure_now(const char* when, std::size_t bytes = 0) {
-    if (bytes == 0) bytes = reference_bytes();
-    const auto start = Clock::now();
-    last_bandwidth_ = measure_bandwidth(bytes, o_.bandwidth_passes);
-    say("bandwidth (", when, ", one thread, ", bytes / 1048576.0, " MiB buffers): read ",
-        last_bandwidth_.read_bytes_per_second / 1e9, " GB/s, copy ",
-        last_bandwidth_.copy_bytes_per_second / 1e9, " GB/s (read + written), ",
-        format_seconds(seconds_since(start)));
-  }
-
-  void measure_devices(const char* when) {
-    for (DeviceBandwidth& d : outcome_.device_bandwidth) {
-      const auto start = Clock::now();
-      measure_device_bandwidth(when, d);
-      if (!d.error.empty()) {
-        say("device bandwidth (", d.device, ", ", when, "): not measured: ", d.error);
-        continue;
-      }
-      const json j = device_bandwidth_json(d);
-      say("device bandwidth (", d.device, " ", d.name, ", ", when, "): read ",
-          j["read_bytes_per_second"].get<double>() / 1e9, " GB/s, copy ",
-          j["copy_bytes_per_second"].get<double>() / 1e9, " GB/s (read + written), ",
-          format_seconds(seconds_since(start)));
-    }
-  }
-
   void init_google_benchmark() {
     // Only the flags kvbench controls; benchmark names do not change with them (MinTime()
     // on a benchmark would append "/min_time:..." to its name and defeat compare.py).
@@ -553,10 +290,9 @@ class Runner {
                        format_seconds(o_.budget_seconds), predicted, id.size);
         return;
       }
-      if (!generate && prev_position > 0 && last_prepare > 0) {
-        const double p = prev_position, q = id.size, done = fixture->position();
-        const double predicted_prepare = last_prepare * (q * q - done * done) /
-                                         std::max(1.0, done * done - p * p);
+      if (!generate) {
+        const double predicted_prepare = predict_preparation_seconds(
+            last_prepare, prev_position, fixture->position(), id.size);
         if (predicted_prepare > o_.prepare_budget_seconds) {
           stop(s, i, "preparation (prefill to " + std::to_string(id.size) + ") predicted " +
                          format_seconds(predicted_prepare) + " > budget " +
@@ -594,7 +330,7 @@ class Runner {
         stop(s, i, "error: " + std::string(e.what()), 0, id.size);
         return;
       }
-      if (!generate) measure_adjacent(id);
+      if (!generate) bandwidth_.adjacent(id);
       const double seconds =
           generate ? run_one(id, collector, generation_body(*cache, inputs, id.size, *timer))
                    : run_one(id, collector, decode_body(*cache, *fixture, *timer, id));
@@ -711,220 +447,15 @@ class Runner {
         " benchmark", skipped == 1 ? "" : "s", " skipped)");
   }
 
-  void write_json(const std::vector<benchmark::BenchmarkReporter::Run>& runs) {
-    // Google Benchmark's custom context is process-wide; start from an empty one so that a
-    // second run in the same process (tests) writes only its own keys. (Not Shutdown(): in
-    // 1.7.1 it deletes the map without resetting the pointer.)
-    if (auto* context = benchmark::internal::GetGlobalContext()) context->clear();
-    const Bandwidth& b = outcome_.bandwidth_before;
-    const Bandwidth& a = outcome_.bandwidth_after;
-    double read = std::max(b.read_bytes_per_second, a.read_bytes_per_second);
-    json reference = json::array();
-    for (std::size_t i = 0; i < outcome_.reference_before.size(); ++i) {
-      json runs = json::array();
-      const ReadReference* best = nullptr;
-      for (const auto* side : {&outcome_.reference_before, &outcome_.reference_after}) {
-        if (i >= side->size()) continue;
-        const ReadReference& r = (*side)[i];
-        if (!best || r.best_bytes_per_second > best->best_bytes_per_second) best = &r;
-        json variants = json::array();
-        for (const ReadVariant& v : r.variants) {
-          variants.push_back({{"variant", v.name()},
-                              {"streams", v.streams},
-                              {"vectors", v.vectors},
-                              {"best_bytes_per_second", v.best_bytes_per_second},
-                              {"median_bytes_per_second", v.median_bytes_per_second}});
-        }
-        runs.push_back({{"when", side == &outcome_.reference_before ? "before" : "after"},
-                        {"best_bytes_per_second", r.best_bytes_per_second},
-                        {"median_bytes_per_second", r.median_bytes_per_second},
-                        {"best_variant", r.best_variant},
-                        {"variants", variants}});
-      }
-      if (best->threads == 1) read = std::max(read, best->best_bytes_per_second);
-      reference.push_back(
-          {{"threads", best->threads},
-           {"buffer_bytes", best->buffer_bytes},
-           {"llc_multiple", outcome_.machine.llc_bytes > 0
-                                ? static_cast<double>(best->buffer_bytes) /
-                                      static_cast<double>(outcome_.machine.llc_bytes)
-                                : 0.0},
-           {"passes_per_variant", best->passes},
-           {"allocation", aligned_allocation_policy()},
-           {"counts", "every byte of the buffer read once per pass, all threads together"},
-           {"best_bytes_per_second", best->best_bytes_per_second},
-           {"median_bytes_per_second", best->median_bytes_per_second},
-           {"best_variant", best->best_variant},
-           {"runs", runs}});
-    }
-    const double copy = std::max(b.copy_bytes_per_second, a.copy_bytes_per_second);
-    json matched = json::array();
-    for (const auto& m : outcome_.matched_bandwidth) {
-      double best_read = 0, best_copy = 0;
-      json runs = json::array();
-      for (const auto& [when, b] : m.runs) {
-        best_read = std::max(best_read, b.read_bytes_per_second);
-        best_copy = std::max(best_copy, b.copy_bytes_per_second);
-        json r = bandwidth_json(b);
-        r["when"] = when;
-        runs.push_back(r);
-      }
-      matched.push_back({{"buffer_bytes", m.runs.front().second.buffer_bytes},
-                         {"read_bytes_per_second", best_read},
-                         {"copy_bytes_per_second", best_copy},
-                         {"matches", "K/V bytes a decode step reads at t = " +
-                                         std::to_string(m.position)},
-                         {"runs", runs}});
-    }
-    json stops = json::array();
-    json naive_stop = nullptr;
-    for (const auto& s : outcome_.stops) {
-      json j = {{"series", s.series},
-                {"last_measured", s.last_measured},
-                {"stopped_before", s.stopped_before},
-                {"predicted_seconds", s.predicted_seconds},
-                {"reason", s.reason}};
-      if (s.series == "generate/" + baseline_name()) naive_stop = j;
-      stops.push_back(j);
-    }
-    json impls = json::array();
-    for (const ImplInfo* impl : impls_) {
-      impls.push_back({{"name", impl->name},
-                       {"device", impl->device},
-                       {"description", impl->description},
-                       {"holds_kv_cache", impl->caps.holds_kv_cache},
-                       {"threads_capable", impl->caps.threads},
-                       {"timer", TimerRegistry::global().make(*impl)->describe()}});
-    }
-    json checks = json::array();
-    for (const CheckResult& r : outcome_.checks) checks.push_back(check_json(r));
-    json devices = json::object();
-    for (const DeviceBandwidth& d : outcome_.device_bandwidth) {
-      devices[d.device] = device_bandwidth_json(d);
-    }
-    const json all = {
-        {"format", 1},
-        {"shape", o_.shape},
-        {"config", config_json(o_.config)},
-        {"machine", machine_json(outcome_.machine)},
-        {"bandwidth",
-         {{"read_bytes_per_second", read},
-          {"copy_bytes_per_second", copy},
-          {"read_counts",
-           "bytes read once: the best single-thread read-only figure (the 1-thread "
-           "read_reference, or the 8-stream sum of `before`/`after` when higher)"},
-          {"read_reference", reference},
-          {"copy_counts",
-           "bytes read + bytes written (2 x buffer per pass, as STREAM Copy): one-thread memcpy"},
-          {"before", bandwidth_json(b)},
-          {"after", bandwidth_json(a)},
-          {"by_size", matched}}},
-        {"device_bandwidth", devices},
-        {"options",
-         {{"quick", o_.quick},
-          {"min_time", o_.min_time},
-          {"repetitions", o_.repetitions},
-          {"budget_seconds", o_.budget_seconds},
-          {"prepare_budget_seconds", o_.prepare_budget_seconds},
-          {"tokens", o_.tokens},
-          {"positions", o_.positions},
-          {"long_impls", o_.long_impls},
-          {"long_positions", o_.long_positions},
-          {"threads", o_.threads}}},
-        {"implementations", impls},
-        {"baseline", baseline_name()},
-        {"skipped_implementations", outcome_.skipped_impls},
-        {"check", check_summary()},
-        {"checks", checks},
-        {"failed_check_implementations", outcome_.failed_checks},
-        {"stops", stops},
-        {"preparation", preparation_},
-        {"naive_stopped_at", naive_stop},
-        {"planned", outcome_.planned},
-        {"ran", outcome_.ran},
-        {"failed", outcome_.failed},
-        {"wall_seconds", outcome_.wall_seconds}};
-
-    set_context("kvbench", all.dump());
-    set_context("kvbench_command", o_.command_line);
-    set_context("shape", o_.shape);
-    set_context("check", check_summary());
-    set_context("model_config", o_.config.describe());
-    set_context("cpu_model", outcome_.machine.cpu_model);
-    set_context("cores", std::to_string(outcome_.machine.logical_cpus));
-    set_context("llc_bytes", std::to_string(outcome_.machine.llc_bytes));
-    set_context("read_bandwidth_bytes_per_second", json(read).dump());
-    set_context("copy_bandwidth_bytes_per_second", json(copy).dump());
-    for (const auto& [device, j] : devices.items()) {
-      set_context(device + "_read_bandwidth_bytes_per_second",
-                  json(j["read_bytes_per_second"]).dump());
-      set_context(device + "_copy_bandwidth_bytes_per_second",
-                  json(j["copy_bytes_per_second"]).dump());
-      set_context(device + "_copy_bandwidth_counts", "read + write (2 x bytes copied)");
-    }
-    set_context("naive_stopped_at",
-                naive_stop.is_null() ? "not stopped"
-                                     : "T=" + std::to_string(naive_stop["stopped_before"].get<int>()) +
-                                           " (" + naive_stop["reason"].get<std::string>() + ")");
-
-    std::ostringstream file;
-    benchmark::JSONReporter writer;
-    std::ostringstream errors;
-    writer.SetOutputStream(&file);
-    writer.SetErrorStream(&errors);
-    benchmark::BenchmarkReporter::Context context;
-    writer.ReportContext(context);
-    if (!runs.empty()) writer.ReportRuns(runs);
-    writer.Finalize();
-    // Whole or not at all: an interrupted run never leaves a truncated JSON behind.
-    write_file_atomically(o_.out_path, file.str(), "--out");
-    say("wrote ", o_.out_path, ": ", outcome_.ran, " benchmarks in ",
-        format_seconds(outcome_.wall_seconds));
-  }
-
-  // One line: "skipped (--no-check)", "passed: a, b" or "FAILED (not timed): c; passed: a".
-  std::string check_summary() const {
-    if (!o_.check) return "skipped (--no-check)";
-    std::string passed, failed;
-    for (const CheckResult& r : outcome_.checks) {
-      const bool bad = std::find(outcome_.failed_checks.begin(), outcome_.failed_checks.end(),
-                                 r.impl) != outcome_.failed_checks.end();
-      std::string& list = bad ? failed : passed;
-      const std::string name = r.impl + " (threads " + std::to_string(r.threads) + ": " +
-                               (r.passed ? "pass" : "FAIL") + ")";
-      list += (list.empty() ? "" : ", ") + name;
-    }
-    std::string line;
-    if (!failed.empty()) line = "FAILED (not timed): " + failed;
-    if (!passed.empty()) line += (line.empty() ? "" : "; ") + std::string("passed: ") + passed;
-    return line.empty() ? "nothing to check" : line;
-  }
-
-  // The no-cache baseline the caches are measured against: "naive" when it runs, else the
-  // first implementation that holds no K/V cache ("" when none).
-  std::string baseline_name() const {
-    for (const ImplInfo* impl : impls_) {
-      if (impl->name == "naive") return impl->name;
-    }
-    for (const ImplInfo* impl : impls_) {
-      if (!impl->caps.holds_kv_cache) return impl->name;
-    }
-    return "";
-  }
-
   template <typename... Parts>
   void say(const Parts&... parts) {
-    if (!o_.progress) return;
-    std::ostringstream line;
-    line << std::setprecision(3);
-    (line << ... << parts);
-    *o_.progress << line.str() << "\n" << std::flush;
+    bench::say(o_.progress, parts...);
   }
 
   BenchOptions o_;
   std::vector<const ImplInfo*> impls_;
   BenchOutcome outcome_;
-  Bandwidth last_bandwidth_;
+  BandwidthSchedule bandwidth_;  // on o_, impls_ and outcome_: declared after them
   std::shared_ptr<const ModelWeights> weights_;
   int counter_ = 0;
   int family_index_ = 0;

@@ -69,6 +69,13 @@ std::vector<int> parse_sweep(const std::string& text) {
   return out;
 }
 
+std::vector<int> merge_sweeps(std::vector<int> a, const std::vector<int>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  std::sort(a.begin(), a.end());
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  return a;
+}
+
 std::string format_sweep(const std::vector<int>& values) {
   std::ostringstream out;
   for (std::size_t i = 0; i < values.size(); ++i) out << (i ? ", " : "") << values[i];

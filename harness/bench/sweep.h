@@ -16,6 +16,10 @@ namespace kvbench::bench {
 // Throws Error naming the bad item and the whole text on anything else.
 std::vector<int> parse_sweep(const std::string& text);
 
+// RETURNS: the values of `a` and `b` together, sorted ascending, duplicates removed (the
+// runner's union of two lists of sizes or of thread counts).
+std::vector<int> merge_sweeps(std::vector<int> a, const std::vector<int>& b);
+
 // RETURNS: "16, 32, 64" (for messages).
 std::string format_sweep(const std::vector<int>& values);
 
