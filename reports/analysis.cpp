@@ -164,8 +164,13 @@ void Analyzer::collect_bandwidth() {
       p.bytes_per_second = p.kv_bytes / m->seconds;
       // A device implementation is set against its device's own bandwidth (0 when that was
       // not measured), never against the host's.
+      // A host step is set against the read-only reference with its own thread count
+      // (older outputs: the single-thread read bandwidth).
       double read = a_.read_bandwidth, copy = a_.copy_bandwidth;
-      if (p.device != "cpu") {
+      if (p.device == "cpu") {
+        const double reference = host_reference(p.threads).first;
+        if (reference > 0) read = reference;
+      } else {
         const auto* device = d_.device_bandwidth_of(p.device);
         read = device ? device->read : 0;
         copy = device ? device->copy : 0;

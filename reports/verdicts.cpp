@@ -141,11 +141,20 @@ void Analyzer::bandwidth_verdicts() {
              percent(p.of_copy) + " of its copy bandwidth (" + rate_text(device->copy) +
              ", bytes read + written)";
     }
-    if (a_.read_bandwidth <= 0) return std::string();
-    return " = " + percent(p.of_read) + " of the read-only bandwidth (" +
-           rate_text(a_.read_bandwidth) + ", bytes read) and " + percent(p.of_copy) +
-           " of the copy bandwidth (" + rate_text(a_.copy_bandwidth) +
-           ", bytes read + written)";
+    if (a_.read_bandwidth <= 0 || p.of_read <= 0) return std::string();
+    std::string text = " = " + percent(p.of_read) + " of the read-only reference (" +
+                       rate_text(p.bytes_per_second / p.of_read) + " with " +
+                       std::to_string(p.threads) + (p.threads == 1 ? " thread" : " threads") +
+                       ", bytes read) and " + percent(p.of_copy) + " of the copy bandwidth (" +
+                       rate_text(a_.copy_bandwidth) + ", bytes read + written)";
+    if (p.of_read > 1) {
+      // Above the reference: possible only where the K/V is served by the caches.
+      text += a_.llc_bytes > 0 && p.kv_bytes >= kDramBoundLlcMultiple * a_.llc_bytes
+                  ? " -- above its limit at a DRAM-bound size: the reference is invalid"
+                  : " -- above the DRAM reference, which a K/V below 8x the last-level cache "
+                    "can be (the caches serve part of it)";
+    }
+    return text;
   };
   for (const auto& s : a_.decode) {
     const BandwidthPoint *best = nullptr, *longest = nullptr;

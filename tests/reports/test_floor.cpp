@@ -82,6 +82,28 @@ TEST(Floor, AFractionAboveTheLimitIsReferenceInvalidNeverMet) {
   EXPECT_EQ(t.verdict, "reference invalid");
   EXPECT_NEAR(t.measured, 1.2, 1e-9);
   EXPECT_NE(t.detail.find("measured wrong"), std::string::npos) << t.detail;
+  // The bandwidth sentence says so too: 120% at t = 32768 (64 MiB, 16x the LLC) is invalid.
+  bool said = false;
+  for (const auto& v : a.verdicts) {
+    if (v.text.rfind("decode_step/cpu_cached/threads:1: reads K/V", 0) != 0) continue;
+    said = true;
+    EXPECT_NE(v.text.find("120% of the read-only reference"), std::string::npos) << v.text;
+    EXPECT_NE(v.text.find("the reference is invalid"), std::string::npos) << v.text;
+  }
+  EXPECT_TRUE(said);
+}
+
+TEST(Floor, EachThreadCountIsSetAgainstItsOwnReference) {
+  Synthetic s = with_steps([](int, int t) { return kv_bytes(t) / 18e9; });
+  s.reference = {{1, 20e9}, {2, 36e9}};
+  const Analysis a = analyze(parse_bench(s.standard()));
+  int seen = 0;
+  for (const auto& p : a.bandwidth) {
+    if (p.impl != "cpu_cached") continue;
+    ++seen;
+    EXPECT_NEAR(p.of_read, p.threads == 1 ? 0.9 : 0.5, 1e-9) << p.threads << " " << p.position;
+  }
+  EXPECT_EQ(seen, 14);
 }
 
 TEST(Floor, EfficiencyIsFloorOverMeasuredAtEachPosition) {
