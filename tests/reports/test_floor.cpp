@@ -73,6 +73,19 @@ TEST(Floor, BandwidthTargetIsJudgedOnlyWhereTheKvIsEightTimesTheCache) {
   EXPECT_NE(u.detail.find("t = 16384"), std::string::npos) << u.detail;
 }
 
+TEST(Floor, TheKvRateLeavesOutTheStepsFixedCost) {
+  // 2 ms per step whatever t (the weights), plus the K/V at 18 GB/s: the K/V part of the step
+  // reads at 18 GB/s, 90 % of 20 GB/s, though K/V bytes over the whole step are less.
+  Synthetic s = with_steps([](int, int t) { return 2e-3 + kv_bytes(t) / 18e9; });
+  s.reference = {{1, 20e9}};
+  s.llc = 4 * kMiB;
+  const Analysis a = analyze(parse_bench(s.standard()));
+  const Target& t = target(a, "cpu_cached_read_bandwidth");
+  EXPECT_EQ(t.verdict, "met");
+  EXPECT_NEAR(t.measured, 0.9, 1e-9);
+  EXPECT_NE(t.detail.find("beyond t = 16"), std::string::npos) << t.detail;
+}
+
 TEST(Floor, AFractionAboveTheLimitIsReferenceInvalidNeverMet) {
   Synthetic s = with_steps([](int, int t) { return kv_bytes(t) / 24e9; });
   s.reference = {{1, 20e9}};

@@ -1,4 +1,4 @@
-# 1. Total generation time against T, drawn by kvbench report. To redraw by hand:
+# 1. Generation time (the T decode steps) against T, drawn by kvbench report. To redraw by hand:
 #   cd DIR/data && gnuplot -e "set terminal pngcairo size 1500,960 font ',19'; set output '../scaling.png'; keyfont=',16'; labelfont=',14'" scaling.gp
 set encoding utf8
 set grid xtics ytics lc rgb '#dddddd' lt 1
@@ -8,7 +8,7 @@ set mxtics 10
 set mytics 10
 set format x '%g'
 set offsets 0, 0, graph 0.06, graph 0.06
-set multiplot title 'Total generation time against T (log-log)'
+set multiplot title 'Generation time against T (log-log)'
 set size 1,0.64
 set origin 0,0.34
 set lmargin 12
@@ -20,13 +20,13 @@ set logscale y 10
 set ylabel 'seconds per generation'
 set xlabel ''
 set xrange [12.3077:2662.4]
-plot 'gen_naive.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#1f77b4' title "naive: b = 1.94, R² = 0.999", \
+plot 'gen_naive.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#1f77b4' title "naive: b = 1.94, R² = 1.000", \
      'gen_naive.dat' using 1:3 with lines lw 2 lc rgb '#1f77b4' notitle, \
-     'gen_cpu_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#d62728' title "cpu_cached: b = 1.04, R² = 0.968", \
+     'gen_cpu_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#d62728' title "cpu_cached: b = 1.29, R² = 0.990", \
      'gen_cpu_cached.dat' using 1:3 with lines lw 2 lc rgb '#d62728' notitle, \
-     'gen_torch_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#2ca02c' title "torch_cached: b = 1.26, R² = 0.989", \
+     'gen_torch_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#2ca02c' title "torch_cached: b = 1.20, R² = 0.993", \
      'gen_torch_cached.dat' using 1:3 with lines lw 2 lc rgb '#2ca02c' notitle, \
-     'gen_torch_static.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#ff7f0e' title "torch_static: b = 1.15, R² = 0.989", \
+     'gen_torch_static.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#ff7f0e' title "torch_static: b = 1.16, R² = 0.995", \
      'gen_torch_static.dat' using 1:3 with lines lw 2 lc rgb '#ff7f0e' notitle, \
      'guides.dat' using 1:2 with lines dt 2 lw 1.5 lc rgb '#888888' title "∝ T", \
      'guides.dat' using 1:3 with lines dt 3 lw 1.5 lc rgb '#888888' title "∝ T²"
