@@ -118,9 +118,9 @@ echo "sanitize.sh: built in $(( built - start )) s"
 #    Choices.FirstTenCasesOfEachPropertyShowEveryChoice: hundreds of property cases each (up
 #    to 8192 tokens) to show that the properties catch planted bugs and draw every choice,
 #    which is about the properties' power, not memory; under ASan they took 160, 110, 38, 30
-#    and 90 s, together more than all the other tests. The same property code runs in the
-#    verify step on every real implementation, and the shorter PlantedCaches.* tests run the
-#    planted caches themselves.
+#    and 90 s, together about as long as all the other tests. The same property code runs
+#    in the verify step on every real implementation, and the shorter PlantedCaches.* tests
+#    run the planted caches themselves.
 # Kept, although they run Google Benchmark: bench_cli_smoke and bench_check_cli (6-7 s; tiny
 # --min-time, no assertion on a timing): they are what runs `bench` and `report` end to
 # end. --timeout: a test without its own TIMEOUT that hangs under ASan fails in 5 minutes,
