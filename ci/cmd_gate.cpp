@@ -152,7 +152,7 @@ void run_gate(const GateArgs& a) {
 }  // namespace
 
 void add_gate_command(CLI::App& app) {
-  auto* a = new GateArgs();
+  auto a = std::make_shared<GateArgs>();
   auto* cmd = app.add_subcommand(
       "gate",
       "CI regression gate: compare this build with a baseline on signals noise cannot move.\n"

@@ -1,6 +1,7 @@
 // `kvbench report FILE.json --out DIR`: turns a bench output into report.html, summary.md,
 // fits.json and the plots (reports/render.h).
 #include <iostream>
+#include <memory>
 
 #include "reports/cmd_report.h"
 #include "harness/error.h"
@@ -9,8 +10,8 @@
 namespace kvbench::cli {
 
 void add_report_command(CLI::App& app) {
-  auto* input = new std::string();
-  auto* out = new std::string("report");
+  auto input = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>("report");
   auto* cmd = app.add_subcommand(
       "report",
       "Turn a `kvbench bench` output into a scaling report: DIR/report.html (self-contained,\n"

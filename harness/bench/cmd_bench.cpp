@@ -1,6 +1,7 @@
 // `kvbench bench`: runs the benchmark sweeps (harness/bench/runner.h) and writes Google
 // Benchmark's JSON.
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include "harness/atomic_file.h"
@@ -173,7 +174,7 @@ void run(BenchArgs a) {
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
-  auto* a = new BenchArgs();
+  auto a = std::make_shared<BenchArgs>();
   auto* cmd = app.add_subcommand(
       "bench",
       "Benchmark implementations with Google Benchmark: a whole generation of T tokens for T\n"

@@ -1,5 +1,6 @@
 #include <iomanip>
 #include <iostream>
+#include <memory>
 
 #include "harness/cli/commands.h"
 #include "harness/registry.h"
@@ -8,7 +9,7 @@ namespace kvbench::cli {
 
 void add_list_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("list", "List implementations, their device and availability");
-  auto* plugins = new std::vector<std::string>();
+  auto plugins = std::make_shared<std::vector<std::string>>();
   cmd->add_option("--plugin", *plugins, "Load implementations from a shared library first");
   cmd->callback([plugins] {
     Registry& registry = Registry::global();

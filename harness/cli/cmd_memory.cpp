@@ -1,4 +1,5 @@
 #include <iostream>
+#include <memory>
 
 #include "harness/cli/commands.h"
 #include "harness/cli_validators.h"
@@ -69,7 +70,7 @@ void print_memory(const MemoryArgs& a) {
 }  // namespace
 
 void add_memory_command(CLI::App& app) {
-  auto* args = new MemoryArgs();
+  auto args = std::make_shared<MemoryArgs>();
   auto* cmd = app.add_subcommand(
       "memory", "K/V cache size: 2 (K and V) x layers x kv_heads x head_dim x tokens x bytes");
   cmd->add_option("--d-model", args->d_model, "Model width d_model")
