@@ -26,4 +26,5 @@ plot 'decode_naive_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#1f
      'decode_torch_cached_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#2ca02c' title "torch_cached", \
      'decode_torch_cached_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#2ca02c' notitle, \
      'decode_torch_static_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#ff7f0e' title "torch_static", \
-     'decode_torch_static_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#ff7f0e' notitle
+     'decode_torch_static_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#ff7f0e' notitle, \
+     'floor_t1.dat' using 1:2 with lines dt 3 lw 2 lc rgb '#333333' title "floor (1 thread)"

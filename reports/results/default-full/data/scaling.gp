@@ -1,4 +1,4 @@
-# 1. Total generation time against T, drawn by kvbench report. To redraw by hand:
+# 1. Generation time (the T decode steps) against T, drawn by kvbench report. To redraw by hand:
 #   cd DIR/data && gnuplot -e "set terminal pngcairo size 1500,960 font ',19'; set output '../scaling.png'; keyfont=',16'; labelfont=',14'" scaling.gp
 set encoding utf8
 set grid xtics ytics lc rgb '#dddddd' lt 1
@@ -8,7 +8,7 @@ set mxtics 10
 set mytics 10
 set format x '%g'
 set offsets 0, 0, graph 0.06, graph 0.06
-set multiplot title 'Total generation time against T (log-log)'
+set multiplot title 'Generation time against T (log-log)'
 set size 1,0.64
 set origin 0,0.34
 set lmargin 12
