@@ -182,6 +182,12 @@ ImplOptions gen_options(const ImplInfo& impl) {
   ImplOptions o;
   o.poison_unused = true;
   o.threads = impl.caps.threads ? 1 + draw_choice(Axis::threads, 2, "threads") : 1;
+  if (impl.caps.blocks) {
+    // Small blocks put block boundaries inside every short case (the default 16 first: a
+    // shrunk case keeps a small size only when the failure needs it).
+    static const int kBlockSizes[] = {16, 1, 2, 3, 7};
+    o.block_size = kBlockSizes[draw_uniform(5, "block_size")];
+  }
   return o;
 }
 
@@ -205,7 +211,9 @@ int Workload::max_tokens() const {
 
 std::string Workload::describe() const {
   std::ostringstream out;
-  out << config.describe() << "; threads " << options.threads << "; input scale "
+  out << config.describe() << "; threads " << options.threads;
+  if (options.block_size != ImplOptions{}.block_size) out << "; block_size " << options.block_size;
+  out << "; input scale "
       << input_scale << ", input seed " << input_seed << "; " << seqs.size()
       << " seqs (prompt+steps):";
   for (std::size_t i = 0; i < seqs.size(); ++i) {

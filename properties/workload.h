@@ -106,7 +106,8 @@ int token_cap(const ModelConfig& config, const ImplInfo& impl, int sequences,
 ModelConfig gen_model(const Limits& limits);
 
 // ImplOptions{threads, poison_unused = true}: threads 1, or a choice of 1 or 2 for an
-// implementation whose capabilities say it honours threads.
+// implementation whose capabilities say it honours threads; for a block pool
+// (caps.blocks) a block_size among 16, 1, 2, 3, 7 (uniform, shrinking towards 16).
 ImplOptions gen_options(const ImplInfo& impl);
 
 // One sequence of a batch: `prompt` tokens prefilled, then `steps` decoded one at a time.
