@@ -34,6 +34,11 @@ void BlockPool::grow() {
   slabs_.push_back(allocate_aligned(bytes, "paged: a slab of K/V blocks"));
   bytes_allocated_ += aligned_allocation_bytes(bytes);
   float* base = reinterpret_cast<float*>(slabs_.back().get());
+  // Poisoned whole, the padding between blocks too: a read past a block's rows is NaN.
+  if (poison_) {
+    std::fill(base, base + static_cast<std::size_t>(n) * stride_floats_,
+              std::numeric_limits<float>::quiet_NaN());
+  }
   const BlockId first = static_cast<BlockId>(data_.size());
   for (std::uint64_t i = 0; i < n; ++i) {
     data_.push_back(base + i * stride_floats_);
@@ -43,7 +48,6 @@ void BlockPool::grow() {
   for (std::uint64_t i = n; i-- > 0;) {
     const BlockId id = first + static_cast<BlockId>(i);
     free_.push_back(id);
-    if (poison_) poison_rows(id, 0);
   }
 }
 
