@@ -109,6 +109,13 @@ memory)
   expect_error "--kv-heads 64 is more than --heads 32" memory --d-model 4096 --heads 32 --kv-heads 64 --tokens 2048
   expect_error "--d-model 4096 is not a multiple of --heads 33" memory --d-model 4096 --heads 33 --tokens 2048
   expect_error "--dtype: unknown dtype 'int4'" memory --d-model 4096 --heads 32 --tokens 2048 --dtype int4
+  expect_error "--block-size: 0 is not >= 1" memory --d-model 4096 --heads 32 --tokens 2048 --block-size 0
+  expect_error "--block-size: -16 is not >= 1" memory --d-model 4096 --heads 32 --tokens 2048 --block-size -16
+  # The paged figure is checked like the rest, before anything is printed.
+  expect_error "--block-size 9223372036854775807: the cache size 2 x kv_heads x head_dim x block_size x bytes x layers overflows 64 bits" \
+    memory --d-model 4096 --heads 32 --tokens 1 --block-size 9223372036854775807
+  out=$("$kvbench" memory --d-model 4096 --heads 32 --tokens 1 --block-size 9223372036854775807 2>/dev/null)
+  [ -z "$out" ] || die "an overflowing paged figure printed before its error: $out"
   # The largest size that fits is printed exactly (2^63 bytes: no overflow at the edge).
   out=$("$kvbench" memory --d-model 1073741824 --heads 1 --tokens 1073741824 --dtype fp32) ||
     die "a size of 2^63 bytes was rejected"
