@@ -228,9 +228,8 @@ void PagedCache::do_truncate(SeqId id, int length) { blocks_.truncate(seqs_.at(i
 KvRows PagedCache::do_read_kv(SeqId id, int layer, int kv_head) const {
   const BlockTable& t = seqs_.at(id);
   const int d = config().head_dim;
-  const BlockLayout& lay = blocks_.layout();
-  const std::size_t k_off = lay.array_offset(array_of(layer, 0, kv_head));
-  const std::size_t v_off = lay.array_offset(array_of(layer, 1, kv_head));
+  const std::size_t k_off = blocks_.array_offset(array_of(layer, 0, kv_head));
+  const std::size_t v_off = blocks_.array_offset(array_of(layer, 1, kv_head));
   KvRows rows;
   rows.length = t.length;
   rows.head_dim = d;
@@ -375,7 +374,6 @@ void PagedCache::run_step(int n) {
 void PagedCache::write_kv(int layer, int n) {
   const ModelConfig& c = config();
   const int d = c.head_dim;
-  const BlockLayout& lay = blocks_.layout();
   const std::size_t qkv_width = static_cast<std::size_t>(c.q_width() + 2 * c.kv_width());
   for (int i = 0; i < n; ++i) {
     const float* row = qkv_.data() + static_cast<std::size_t>(i) * qkv_width + c.q_width();
@@ -383,9 +381,9 @@ void PagedCache::write_kv(int layer, int n) {
     float* block = rows_[static_cast<std::size_t>(i)]->data[static_cast<std::size_t>(p / block_size_)];
     const std::size_t at = static_cast<std::size_t>(p % block_size_) * d;
     for (int g = 0; g < c.kv_heads; ++g) {
-      std::copy_n(row + g * d, d, block + lay.array_offset(array_of(layer, 0, g)) + at);
+      std::copy_n(row + g * d, d, block + blocks_.array_offset(array_of(layer, 0, g)) + at);
       std::copy_n(row + c.kv_width() + g * d, d,
-                  block + lay.array_offset(array_of(layer, 1, g)) + at);
+                  block + blocks_.array_offset(array_of(layer, 1, g)) + at);
     }
   }
 }
@@ -404,7 +402,6 @@ int PagedCache::split_target(int n) const {
 
 void PagedCache::plan_attention(int layer, int n) {
   const ModelConfig& c = config();
-  const BlockLayout& lay = blocks_.layout();
   const int target = split_target(n);
   const int overread = blocks_.fault() == Fault::boundary_off_by_one ? 1 : 0;
   items_.clear();
@@ -425,8 +422,8 @@ void PagedCache::plan_attention(int layer, int n) {
       item.g = g;
       item.pos0 = pos_[i];
       item.blocks = rows_[i]->data.data();
-      item.k_offset = lay.array_offset(array_of(layer, 0, g));
-      item.v_offset = lay.array_offset(array_of(layer, 1, g));
+      item.k_offset = blocks_.array_offset(array_of(layer, 0, g));
+      item.v_offset = blocks_.array_offset(array_of(layer, 1, g));
       item.block_rows = block_size_;
       item.overread = overread;
       attention_work_ += static_cast<std::uint64_t>(keys) * rows * 2u * c.head_dim * 4u;

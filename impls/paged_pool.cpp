@@ -15,9 +15,15 @@ BlockPool::BlockPool(BlockLayout layout, std::uint64_t max_blocks, bool poison, 
   require(layout.arrays >= 1 && layout.rows >= 1 && layout.row_floats >= 1,
           "paged: a block layout needs arrays, rows and row_floats >= 1, got ", layout.arrays,
           ", ", layout.rows, ", ", layout.row_floats);
-  // Blocks start 64 bytes apart at least (whole cache lines; vector loads never straddle
-  // two blocks' lines).
-  stride_floats_ = (layout.block_floats() + 15) / 16 * 16;
+  if (max_blocks != 0) {
+    slab_blocks_ = max_blocks;  // one slab: the budget
+  } else {
+    const std::uint64_t bytes = layout.block_floats() * sizeof(float);
+    const std::uint64_t target = poison ? kHugePageBytes : 16 * kHugePageBytes;
+    slab_blocks_ = std::max<std::uint64_t>(8, std::min<std::uint64_t>(4096, (target + bytes - 1) / bytes));
+  }
+  // Sub-arrays start on cache lines (a vector load never straddles two of them).
+  array_stride_ = (slab_blocks_ * layout.array_floats() + 15) / 16 * 16;
 }
 
 std::uint64_t BlockPool::available() const {
@@ -26,29 +32,22 @@ std::uint64_t BlockPool::available() const {
 }
 
 void BlockPool::grow() {
-  std::uint64_t n = std::max<std::uint64_t>(8, data_.size());
-  if (max_blocks_ != 0) n = std::min<std::uint64_t>(n, max_blocks_ - data_.size());
-  require(n >= 1 && data_.size() + n <= std::numeric_limits<BlockId>::max(),
+  const std::uint64_t n = slab_blocks_;
+  require(data_.size() + n <= std::numeric_limits<BlockId>::max(),
           "paged: the block pool cannot grow past ", data_.size(), " blocks");
-  const std::size_t bytes = static_cast<std::size_t>(n) * stride_floats_ * sizeof(float);
-  slabs_.push_back(allocate_aligned(bytes, "paged: a slab of K/V blocks"));
-  bytes_allocated_ += aligned_allocation_bytes(bytes);
+  const std::size_t floats = static_cast<std::size_t>(layout_.arrays) * array_stride_;
+  slabs_.push_back(allocate_aligned(floats * sizeof(float), "paged: a slab of K/V blocks"));
+  bytes_allocated_ += aligned_allocation_bytes(floats * sizeof(float));
   float* base = reinterpret_cast<float*>(slabs_.back().get());
-  // Poisoned whole, the padding between blocks too: a read past a block's rows is NaN.
-  if (poison_) {
-    std::fill(base, base + static_cast<std::size_t>(n) * stride_floats_,
-              std::numeric_limits<float>::quiet_NaN());
-  }
+  // Poisoned whole, the padding too: a read past a block's rows is NaN.
+  if (poison_) std::fill(base, base + floats, std::numeric_limits<float>::quiet_NaN());
   const BlockId first = static_cast<BlockId>(data_.size());
   for (std::uint64_t i = 0; i < n; ++i) {
-    data_.push_back(base + i * stride_floats_);
+    data_.push_back(base + i * layout_.array_floats());
     refs_.push_back(0);
   }
   // Lowest id on top of the stack: fresh blocks are taken in address order.
-  for (std::uint64_t i = n; i-- > 0;) {
-    const BlockId id = first + static_cast<BlockId>(i);
-    free_.push_back(id);
-  }
+  for (std::uint64_t i = n; i-- > 0;) free_.push_back(first + static_cast<BlockId>(i));
 }
 
 BlockId BlockPool::take() {
@@ -75,7 +74,7 @@ void BlockPool::poison_rows(BlockId id, int from_row) const {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const std::size_t rf = static_cast<std::size_t>(layout_.row_floats);
   for (int a = 0; a < layout_.arrays; ++a) {
-    float* rows = data_[id] + layout_.array_offset(a);
+    float* rows = data_[id] + array_offset(a);
     std::fill(rows + static_cast<std::size_t>(from_row) * rf,
               rows + static_cast<std::size_t>(layout_.rows) * rf, nan);
   }
@@ -114,8 +113,7 @@ void BlockPool::prepare_write(BlockTable& table, int n) {
     const BlockId copy = take();
     const std::size_t used = static_cast<std::size_t>(t % B) * layout_.row_floats;
     for (int a = 0; a < layout_.arrays; ++a) {
-      std::copy_n(data_[old] + layout_.array_offset(a), used,
-                  data_[copy] + layout_.array_offset(a));
+      std::copy_n(data_[old] + array_offset(a), used, data_[copy] + array_offset(a));
     }
     release(old);  // still referenced by another table: never freed here
     table.ids.back() = copy;
@@ -153,11 +151,12 @@ void BlockPool::truncate(BlockTable& table, int length) {
 }
 
 void BlockPool::drop(BlockTable& table) {
-  for (BlockId id : table.ids) {
-    if (fault_ == Fault::drop_ignores_refs && refs_[id] > 1) {
-      refs_[id] = 1;  // frees a block other tables still read
+  // Last block first, so that the free stack hands them out again in token order.
+  for (auto it = table.ids.rbegin(); it != table.ids.rend(); ++it) {
+    if (fault_ == Fault::drop_ignores_refs && refs_[*it] > 1) {
+      refs_[*it] = 1;  // frees a block other tables still read
     }
-    release(id);
+    release(*it);
   }
   table = BlockTable{};
 }

@@ -2,11 +2,10 @@
 // tested alone in tests/impls/test_paged_pool.cpp).
 //
 // A block holds `rows` tokens of every layer's K and V: `arrays` = L * 2 * H_kv sub-arrays
-// of [rows, row_floats] floats, in the order (layer, K|V, KV head), so that one (layer,
-// K|V, head)'s rows inside a block are contiguous (the attention streams them like
-// cpu_cached's head-major rows, one block at a time). Blocks carry reference counts: a fork
-// shares its parent's blocks, and a block returns to the free list when its count reaches
-// 0. A sequence's BlockTable lists its blocks in token order: token t lives in block
+// of [rows, row_floats] floats, one per (layer, K|V, KV head), so that one (layer, K|V,
+// head)'s rows inside a block are contiguous. Blocks carry reference counts: a fork shares
+// its parent's blocks, and a block returns to the free list when its count reaches 0. A
+// sequence's BlockTable lists its blocks in token order: token t lives in block
 // ids[t / rows], row t % rows; the table always holds exactly ceil(length / rows) blocks.
 //
 // Writing is two-phase, so that a write that does not fit changes nothing: blocks_needed()
@@ -15,12 +14,20 @@
 // blocks (copying a shared partly filled last block first: copy-on-write) and the caller
 // writes the rows.
 //
-// Memory comes in slabs of whole blocks that never move (block data pointers stay valid
-// while the block is referenced); a slab holds as many blocks as all slabs before it
-// (doubling, at least 8), capped by the budget. With `poison`, a block is filled with NaN
-// when its slab is allocated, when it is freed and when it is taken again (recycled), and
-// the rows past a truncated length in an unshared last block, so that reading stale memory
-// shows up as NaN in verification runs.
+// Memory: slabs of `slab_blocks` blocks each, which never move (block data pointers stay
+// valid while the block is referenced). Inside a slab the sub-arrays are head-major,
+//   [arrays, slab_blocks, rows, row_floats],
+// so sub-array a of block b is at data(b) + array_offset(a), and the blocks a sequence
+// takes one after the other out of a fresh slab hold each head's rows contiguously, as
+// cpu_cached's do: the hardware prefetcher streams them. (A block as one contiguous
+// [arrays, rows, row_floats] chunk made each head's rows 4 KiB runs 32 KiB apart on the
+// default shape, which this machine streams 3x slower than one run: decode steps at
+// t = 8192 took 2-3x cpu_cached's time.) With a budget the pool is one slab of the budget's
+// blocks (address space; pages are mapped when first written); without, slabs of about
+// 32 MiB (2 MiB when poisoning, which writes them whole), 8 to 4096 blocks.
+// With `poison`, a slab is filled with NaN when allocated, a block when it is freed and
+// when it is taken again (recycled), and the rows past a truncated length in an unshared
+// last block, so that reading stale memory shows up as NaN in verification runs.
 #ifndef KVBENCH_IMPLS_PAGED_POOL_H_
 #define KVBENCH_IMPLS_PAGED_POOL_H_
 
@@ -50,13 +57,10 @@ struct BlockLayout {
   int arrays = 1;      // sub-arrays per block: L * 2 * H_kv
   int rows = 16;       // tokens per block (ImplOptions::block_size)
   int row_floats = 1;  // floats per row: head_dim
-  std::size_t block_floats() const {
-    return static_cast<std::size_t>(arrays) * rows * static_cast<std::size_t>(row_floats);
+  std::size_t array_floats() const {  // one sub-array of one block
+    return static_cast<std::size_t>(rows) * static_cast<std::size_t>(row_floats);
   }
-  // Offset of sub-array a in a block, in floats.
-  std::size_t array_offset(int a) const {
-    return static_cast<std::size_t>(a) * rows * static_cast<std::size_t>(row_floats);
-  }
+  std::size_t block_floats() const { return static_cast<std::size_t>(arrays) * array_floats(); }
 };
 
 // One sequence's blocks in token order, with each block's data pointer beside its id.
@@ -80,6 +84,9 @@ class BlockPool {
   BlockPool& operator=(const BlockPool&) = delete;
 
   const BlockLayout& layout() const { return layout_; }
+  std::uint64_t slab_blocks() const { return slab_blocks_; }
+  // Offset of sub-array a of a block from data(block), in floats (the same for every block).
+  std::size_t array_offset(int a) const { return static_cast<std::size_t>(a) * array_stride_; }
   std::uint64_t max_blocks() const { return max_blocks_; }  // 0: unlimited
   std::uint64_t in_use() const { return in_use_; }        // referenced blocks
   std::uint64_t free_blocks() const { return free_.size(); }  // allocated, unreferenced
@@ -92,6 +99,7 @@ class BlockPool {
   Fault fault() const { return fault_; }
 
   int refs(BlockId id) const { return static_cast<int>(refs_[id]); }
+  // Sub-array 0 of block `id`; sub-array a at data(id) + array_offset(a).
   float* data(BlockId id) const { return data_[id]; }
 
   // RETURNS: the blocks the writes, made in this order, will take: a new block for every
@@ -121,7 +129,8 @@ class BlockPool {
   std::uint64_t max_blocks_;
   bool poison_;
   Fault fault_;
-  std::size_t stride_floats_;  // block_floats rounded up to 64 bytes
+  std::uint64_t slab_blocks_;   // blocks per slab
+  std::size_t array_stride_;    // floats between sub-arrays a and a + 1 of a block
   std::vector<AlignedBlock> slabs_;
   std::vector<float*> data_;            // [allocated] by id
   std::vector<std::uint32_t> refs_;     // [allocated]

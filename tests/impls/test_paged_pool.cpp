@@ -38,7 +38,7 @@ void write_rows(const BlockPool& pool, BlockTable& t, int n) {
     float* block = t.data[static_cast<std::size_t>(p / l.rows)];
     for (int a = 0; a < l.arrays; ++a) {
       for (int e = 0; e < l.row_floats; ++e) {
-        block[l.array_offset(a) + static_cast<std::size_t>(p % l.rows) * l.row_floats + e] =
+        block[pool.array_offset(a) + static_cast<std::size_t>(p % l.rows) * l.row_floats + e] =
             static_cast<float>(p * 100 + a * 10 + e);
       }
     }
@@ -49,7 +49,7 @@ void write_rows(const BlockPool& pool, BlockTable& t, int n) {
 float row_value(const BlockPool& pool, const BlockTable& t, int p, int a, int e) {
   const BlockLayout& l = pool.layout();
   return t.data[static_cast<std::size_t>(p / l.rows)]
-               [l.array_offset(a) + static_cast<std::size_t>(p % l.rows) * l.row_floats + e];
+               [pool.array_offset(a) + static_cast<std::size_t>(p % l.rows) * l.row_floats + e];
 }
 
 void append(BlockPool& pool, BlockTable& t, int n) {
@@ -153,19 +153,21 @@ TEST(PagedPool, TruncateReleasesAndPoisonsOnlyUnsharedRows) {
   EXPECT_EQ(pool.in_use(), 0u);
 }
 
-TEST(PagedPool, FreedBlocksArePoisonedAndTakenAgainFirst) {
+TEST(PagedPool, FreedBlocksArePoisonedAndTakenAgainInTokenOrder) {
   BlockPool pool(layout(1, 2, 1), 0, true);
   BlockTable t;
-  append(pool, t, 4);
-  const paged::BlockId last = t.ids.back();
-  const float* data = pool.data(last);
+  append(pool, t, 6);  // blocks b0 b1 b2
+  const std::vector<paged::BlockId> ids = t.ids;
+  const float* data = pool.data(ids[2]);
   pool.drop(t);
   EXPECT_EQ(pool.in_use(), 0u);
   EXPECT_TRUE(std::isnan(data[0]) && std::isnan(data[1]));  // freed: poisoned
   BlockTable u;
-  pool.prepare_write(u, 1);
-  EXPECT_EQ(u.ids[0], last);  // the most recently freed block comes back first
+  pool.prepare_write(u, 5);
+  EXPECT_EQ(u.ids, ids);  // taken again first, and in the order they held the tokens
   EXPECT_TRUE(std::isnan(u.data[0][0]));  // recycled: poisoned again until written
+  // Blocks taken one after the other out of a slab hold each sub-array contiguously.
+  EXPECT_EQ(u.data[1], u.data[0] + 2);
 }
 
 TEST(PagedPool, TheBudgetCapsBlocksAndSlabs) {
