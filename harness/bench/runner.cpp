@@ -382,6 +382,8 @@ class Runner {
         CheckOptions c;
         c.position = longest;
         c.threads = n;
+        c.block_size = o_.block_size;
+        c.kv_budget_bytes = o_.kv_budget_bytes;
         c.input_seed = o_.config.seed + 29;  // the decode-step fixtures' seed (run_series)
         c.no_cache_budget = o_.check_no_cache_budget;
         say("check ", impl->name, " (threads ", n, ") at its longest position ", longest, " ...");
@@ -519,6 +521,8 @@ class Runner {
     try {
       ImplOptions options;
       options.threads = s.proto.threads;
+      options.block_size = o_.block_size;
+      options.kv_budget_bytes = o_.kv_budget_bytes;
       cache = s.impl->create(weights_, options);
       if (generate) {
         inputs = benchmark_inputs(o_.config, s.sizes.back(), o_.config.seed + 17);
@@ -830,7 +834,9 @@ class Runner {
           {"positions", o_.positions},
           {"long_impls", o_.long_impls},
           {"long_positions", o_.long_positions},
-          {"threads", o_.threads}}},
+          {"threads", o_.threads},
+          {"block_size", o_.block_size},
+          {"kv_budget_bytes", o_.kv_budget_bytes}}},
         {"implementations", impls},
         {"baseline", baseline_name()},
         {"skipped_implementations", outcome_.skipped_impls},

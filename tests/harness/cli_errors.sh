@@ -83,6 +83,11 @@ parse)
   expect_error "--budget: 0 is not > 0" bench --budget 0
   expect_error "--prepare-budget: 'soon' is not a number (expected > 0)" bench --prepare-budget soon
   expect_error "--bandwidth-mib: 0 is not in 1..1048576" bench --bandwidth-mib 0
+  expect_error "--block-size: 0 is not in 1..1048576" bench --block-size 0
+  expect_error "--block-size: -4 is not in 1..1048576" bench --block-size -4
+  expect_error "--kv-budget-bytes: -1 is not >= 0" bench --kv-budget-bytes -1
+  expect_error "--kv-budget-bytes 100 cannot hold one block of 32768 bytes (--block-size 16 x 2048 bytes per token of shape 'default')" \
+    bench --impl paged --kv-budget-bytes 100 --out "$tmp/never.json"
   expect_error "--jobs: 0 is not in 1..1024" gate --jobs 0
   expect_error "--time-repetitions: -1 is not in 0..1000" gate --time-repetitions -1
   expect_error "--time-min-effect: -0.5 is not >= 0" gate --time-min-effect -0.5
