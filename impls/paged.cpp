@@ -261,7 +261,7 @@ void PagedCache::reserve_blocks(const std::vector<PendingWrite>& writes, const c
       // Planted: takes what it can before noticing (the bug the budget property catches).
       for (const PendingWrite& w : writes) {
         if (blocks_.blocks_needed({w}) > blocks_.available()) break;
-        blocks_.prepare_write(*const_cast<BlockTable*>(w.table), w.n);
+        blocks_.prepare_write(*w.table, w.n);
       }
     }
     fail(name(), ".", op, ": needs ", need, " more blocks of ", block_bytes_, " bytes, ", free,
@@ -269,7 +269,7 @@ void PagedCache::reserve_blocks(const std::vector<PendingWrite>& writes, const c
          options().kv_budget_bytes, ", block_size ", block_size_, ")");
   }
   const std::uint64_t copies = blocks_.cow_copies();
-  for (const PendingWrite& w : writes) blocks_.prepare_write(*const_cast<BlockTable*>(w.table), w.n);
+  for (const PendingWrite& w : writes) blocks_.prepare_write(*w.table, w.n);
   counters().cow_copies += blocks_.cow_copies() - copies;
 }
 

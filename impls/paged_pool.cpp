@@ -15,13 +15,10 @@ BlockPool::BlockPool(BlockLayout layout, std::uint64_t max_blocks, bool poison, 
   require(layout.arrays >= 1 && layout.rows >= 1 && layout.row_floats >= 1,
           "paged: a block layout needs arrays, rows and row_floats >= 1, got ", layout.arrays,
           ", ", layout.rows, ", ", layout.row_floats);
-  if (max_blocks != 0) {
-    slab_blocks_ = max_blocks;  // one slab: the budget
-  } else {
-    const std::uint64_t bytes = layout.block_floats() * sizeof(float);
-    const std::uint64_t target = poison ? kHugePageBytes : 16 * kHugePageBytes;
-    slab_blocks_ = std::max<std::uint64_t>(8, std::min<std::uint64_t>(4096, (target + bytes - 1) / bytes));
-  }
+  const std::uint64_t bytes = layout.block_floats() * sizeof(float);
+  const std::uint64_t target = poison ? kHugePageBytes : 16 * kHugePageBytes;
+  slab_blocks_ = std::max<std::uint64_t>(8, std::min<std::uint64_t>(4096, (target + bytes - 1) / bytes));
+  if (max_blocks != 0) slab_blocks_ = std::min(slab_blocks_, max_blocks);
   // Sub-arrays start on cache lines (a vector load never straddles two of them).
   array_stride_ = (slab_blocks_ * layout.array_floats() + 15) / 16 * 16;
 }
@@ -32,7 +29,10 @@ std::uint64_t BlockPool::available() const {
 }
 
 void BlockPool::grow() {
-  const std::uint64_t n = slab_blocks_;
+  // Every slab has the same layout (array_stride_); the last one under a budget holds
+  // only the blocks the budget still allows.
+  const std::uint64_t n =
+      max_blocks_ == 0 ? slab_blocks_ : std::min(slab_blocks_, max_blocks_ - data_.size());
   require(data_.size() + n <= std::numeric_limits<BlockId>::max(),
           "paged: the block pool cannot grow past ", data_.size(), " blocks");
   const std::size_t floats = static_cast<std::size_t>(layout_.arrays) * array_stride_;

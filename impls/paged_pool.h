@@ -22,9 +22,10 @@
 // cpu_cached's do: the hardware prefetcher streams them. (A block as one contiguous
 // [arrays, rows, row_floats] chunk made each head's rows 4 KiB runs 32 KiB apart on the
 // default shape, which this machine streams 3x slower than one run: decode steps at
-// t = 8192 took 2-3x cpu_cached's time.) With a budget the pool is one slab of the budget's
-// blocks (address space; pages are mapped when first written); without, slabs of about
-// 32 MiB (2 MiB when poisoning, which writes them whole), 8 to 4096 blocks.
+// t = 8192 took 2-3x cpu_cached's time.) Slabs of about 32 MiB (address space: pages are
+// mapped when first written; 2 MiB when poisoning, which writes them whole), 8 to 4096
+// blocks, fewer if the budget is smaller; the last slab under a budget holds only the
+// blocks the budget still allows.
 // With `poison`, a slab is filled with NaN when allocated, a block when it is freed and
 // when it is taken again (recycled), and the rows past a truncated length in an unshared
 // last block, so that reading stale memory shows up as NaN in verification runs.
@@ -72,7 +73,7 @@ struct BlockTable {
 
 // A write of `n` rows at the end of `table` (one sequence of one step).
 struct PendingWrite {
-  const BlockTable* table = nullptr;
+  BlockTable* table = nullptr;
   int n = 0;
 };
 
