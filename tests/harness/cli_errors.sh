@@ -224,7 +224,10 @@ atomic)
     local blocks=$1 expected=$2
     shift 2
     local rc=0
-    limited "$blocks" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    # stderr through a pipe: a file there would be cut at the limit too, and the error,
+    # printed last, lost once the progress lines pass BLOCKS KiB.
+    limited "$blocks" "$@" 2>&1 >"$tmp/out" | cat >"$tmp/err"
+    rc=${PIPESTATUS[0]}
     [ "$rc" -eq 2 ] || { die "limited kvbench $*: exit $rc, expected 2"; cat "$tmp/err" >&2; }
     grep -qF -e "kvbench: error: $expected" "$tmp/err" || die "limited kvbench $*: no '$expected': $(cat "$tmp/err")"
     echo "ok: limited kvbench $* -> $(grep 'kvbench: error' "$tmp/err")"
