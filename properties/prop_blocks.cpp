@@ -25,7 +25,7 @@ bool is_block_pool(const ImplInfo& impl, std::string* why_not) {
 // The block sizes the issue asks for: 1, 2, 16 and a non-power of two (each within the
 // first cases: a per-case choice).
 int draw_block_size() {
-  switch (draw_choice(Axis::scenario, 4, "block_size")) {
+  switch (draw_choice(Axis::block_size, 4, "boundary block_size")) {
     case 0: return 1;
     case 1: return 2;
     case 2: return 16;
@@ -131,8 +131,8 @@ void pool_body(const ImplInfo& impl) {
 }
 
 // ---------------------------------------------------------------------------------------
-// 15. Budget. The same operations under a budget of 1..10 blocks (plus a remainder smaller
-// than a block). Every write that the model says needs more blocks than are free must raise
+// 15. Budget. The same operations under a budget of 4..64 tokens' worth of blocks (at
+// least one; plus a remainder smaller than a block). Every write that the model says needs more blocks than are free must raise
 // Error naming what it needed, what was free and the budget, and leave ids, lengths, every
 // counter and gauge and every cached row bitwise as they were; the history then goes on
 // without it, so every later output is compared with the reference of the history in which
@@ -141,7 +141,10 @@ void budget_body(const ImplInfo& impl) {
   const ModelConfig c = ops_model(impl);
   ImplOptions o = gen_options(impl);
   const std::uint64_t block = static_cast<std::uint64_t>(o.block_size) * c.kv_bytes_per_token();
-  const std::uint64_t blocks = static_cast<std::uint64_t>(*rc::gen::inRange(1, 11));
+  // 4..64 tokens' worth of blocks, at least one: tight for every block size alike.
+  const std::uint64_t blocks =
+      std::max<std::uint64_t>(1, static_cast<std::uint64_t>(*rc::gen::inRange(4, 65)) /
+                                     static_cast<std::uint64_t>(o.block_size));
   o.kv_budget_bytes = blocks * block + *rc::gen::inRange<std::uint64_t>(0, block);
   OpsChecks checks;
   checks.budget = true;
@@ -210,7 +213,8 @@ Property pool_accounting() {
 
 Property budget_rejects_unchanged() {
   return {"budget_rejects_unchanged",
-          "under a budget of 1-10 blocks, a write that does not fit raises the named error "
+          "under a budget of 4-64 tokens' worth of blocks, a write that does not fit raises the "
+          "named error "
           "and changes nothing (bitwise); later outputs as if it never happened",
           is_block_pool, budget_body};
 }
