@@ -2,10 +2,12 @@
 // design, on the CPU), the base that prefix caching builds on.
 //
 // Storage: one BlockPool per instance (impls/paged_pool.h). A block holds block_size tokens
-// of every layer's K and V, [L, 2 (K then V), H_kv, block_size, d], so one (layer, K|V,
-// head)'s rows in a block are contiguous; a sequence is a block table. Blocks are taken
-// when a write reaches them, so nothing is reserved per sequence: a sequence of T tokens
-// holds ceil(T / block_size) blocks, of which only the last is partly filled.
+// of every layer's K and V: L x 2 (K then V) x H_kv sub-arrays of [block_size, d], each
+// contiguous; the pool's slabs lay the blocks out per sub-array, so that blocks taken one
+// after the other hold one head's rows contiguously, as cpu_cached's head-major rows. A
+// sequence is a block table. Blocks are taken when a write reaches them, so nothing is
+// reserved per sequence: a sequence of T tokens holds ceil(T / block_size) blocks, of
+// which only the last is partly filled.
 //   fork:     the child's table shares the parent's blocks (reference counts), no copy;
 //             the partly filled last block is copied the first time either side writes to
 //             it (copy-on-write); full blocks stay shared for good.
