@@ -15,7 +15,9 @@ std::vector<GateTarget> default_targets(const Registry& registry, const std::vec
     GateTarget t;
     t.name = info->name;
     t.impl = info;
-    t.unavailable = info->why_unavailable();
+    // Not measured (a skip row names why): unavailable here, or not gated yet.
+    t.unavailable = !info->caps.gated ? "not gated yet (Capabilities::gated = false)"
+                                      : info->why_unavailable();
     for (const Worker& w : workers) {
       if (info->device == "cpu" && t.worker.empty() && w.impls.count(info->name)) {
         t.worker = w.path;

@@ -104,7 +104,8 @@ cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 # ctest step: add it here, or exclude it below with the reason.
 targets=(kvbench kvbench_example_plugin kvbench_planted_plugin kvbench_fuzz_replay
          test_core test_harness test_cpu_impls test_torch_impls test_cuda_plan
-         test_cpu_thread_pool test_cpu_attention test_cpu_kernels test_property_suite test_planted
+         test_cpu_thread_pool test_cpu_attention test_cpu_kernels test_paged_pool
+         test_property_suite test_planted
          test_libfuzzer_target test_bench test_reports test_gate)
 cmake --build "$dir" -j "$jobs" --target "${targets[@]}"
 built=$(date +%s)

@@ -77,6 +77,8 @@ KvCache::KvCache(std::string name, std::shared_ptr<const ModelWeights> weights,
   require(weights_ != nullptr, name_, ": weights must not be null");
   weights_->config.validate();
   require(options_.threads >= 1, name_, ": threads must be >= 1, got ", options_.threads);
+  require(options_.block_size >= 1, name_, ": block_size must be >= 1 (tokens per block), got ",
+          options_.block_size);
 }
 
 void KvCache::check_live(const char* op, SeqId id) const {
@@ -250,6 +252,9 @@ Stats KvCache::stats() const {
   const Memory m = memory_in_use();
   s.bytes_held = m.held;
   s.bytes_reserved = m.reserved;
+  s.blocks_in_use = m.blocks_in_use;
+  s.blocks_cached = m.blocks_cached;
+  s.blocks_free = m.blocks_free;
   return s;
 }
 

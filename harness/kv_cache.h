@@ -24,7 +24,9 @@ using SeqId = std::int64_t;
 // Counters an implementation keeps, so that op counts can be checked exactly.
 struct Stats {
   // Bytes of cached state for the tokens held now: for a K/V cache 2*L*H_kv*d*T*sizeof(elem)
-  // summed over sequences; for naive, the layer inputs it keeps.
+  // summed over sequences; for a block pool (Capabilities::blocks) blocks_in_use x the bytes
+  // of one block (shared blocks once, a partly filled block whole); for naive, the layer
+  // inputs it keeps.
   std::uint64_t bytes_held = 0;
   // Bytes allocated for that state (>= bytes_held: caches allocate capacity up front).
   std::uint64_t bytes_reserved = 0;
@@ -35,6 +37,20 @@ struct Stats {
   // Bytes of K and V rows read by the attention (a KV head shared by a GQA group counts
   // once per read the implementation actually makes).
   std::uint64_t kv_bytes_read = 0;
+
+  // Block pools (paged; 0 for implementations without blocks). Gauges, like bytes_held:
+  // blocks referenced by some sequence's block table (a block shared by forks counts once);
+  // blocks that no sequence references but that still hold reusable content (prefix caches:
+  // evictable); blocks allocated and free for reuse.
+  std::uint64_t blocks_in_use = 0;
+  std::uint64_t blocks_cached = 0;
+  std::uint64_t blocks_free = 0;
+  // Counters: prompt tokens whose K/V came from cached blocks instead of being computed;
+  // cached blocks evicted to make room; partly filled shared blocks copied on a write
+  // (copy-on-write after fork).
+  std::uint64_t prefix_hit_tokens = 0;
+  std::uint64_t evictions = 0;
+  std::uint64_t cow_copies = 0;
 };
 
 // One sequence's cached K and V rows for one layer and KV head, converted to float.
@@ -49,6 +65,11 @@ struct KvRows {
 struct ImplOptions {
   int threads = 1;             // worker threads an implementation may use (>= 1)
   bool poison_unused = false;  // fill unused cache slots with NaN (verification runs)
+  // Block pools (paged): tokens per block (>= 1), and the most bytes of K/V blocks the pool
+  // may hold (0: grow as needed; else at least one block). Ignored by implementations
+  // without blocks; block_size < 1 is rejected by every implementation's constructor.
+  int block_size = 16;
+  std::uint64_t kv_budget_bytes = 0;
 };
 
 class KvCache;
@@ -175,6 +196,9 @@ class KvCache {
   struct Memory {
     std::uint64_t held = 0;
     std::uint64_t reserved = 0;
+    std::uint64_t blocks_in_use = 0;  // block pools only (Stats::blocks_*)
+    std::uint64_t blocks_cached = 0;
+    std::uint64_t blocks_free = 0;
   };
 
  private:

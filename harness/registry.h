@@ -36,6 +36,13 @@ struct Capabilities {
   bool truncate = true;
   bool threads = false;         // honours ImplOptions::threads > 1
   bool planted = false;         // a deliberately broken variant (tests only)
+  // K/V held in a pool of fixed-size blocks (ImplOptions::block_size tokens each, shared by
+  // forks): bytes_held is blocks_in_use * block bytes, not the per-token formula, and the
+  // block properties (block_boundaries, pool_accounting, ...) run on it.
+  bool blocks = false;
+  // Measured by `kvbench gate`. false: left out (reported as a skip row) until the baseline
+  // records it; paged is, until its benchmarks are added (issue 10, second half).
+  bool gated = true;
   std::vector<DType> dtypes = {DType::f32};
   KvReadModel kv_read_model = KvReadModel::unspecified;
   int kv_read_group = 0;        // N of per_group_of_n (>= 1); unused by the other models

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <limits>
+#include <type_traits>
 
 #include "impls/cpu_kernels.h"
 
@@ -77,10 +78,27 @@ KVBENCH_INLINE void add_tile_to_softmax(float* p, int n, int d, float& m, float&
   }
 }
 
-}  // namespace
+// Where key j's rows are: contiguous (cpu_cached: item.k, item.v) or in blocks (paged).
+// BlockedRows::segment() sets k and v to the rows of keys j, j + 1, ... and RETURNS how
+// many of the next n keys follow there contiguously (up to the block's end).
+struct ContiguousRows {};
 
-KVBENCH_HOT void attend(const AttnShape& a, const AttnItem& item, const float* Q, std::size_t q_stride,
-            AttnScratch& s) {
+struct BlockedRows {
+  KVBENCH_INLINE static int segment(const AttnItem& item, int j, int n, int d, const float*& k,
+                                    const float*& v) {
+    const int B = item.block_rows;
+    const int in_block = j % B;
+    const float* base = item.blocks[j / B] + static_cast<std::size_t>(in_block) * d;
+    k = base + item.k_offset;
+    v = base + item.v_offset;
+    return std::min(n, B - in_block + item.overread);
+  }
+};
+
+// The attention of one item (see attend in cpu_attention.h), over rows found by `Rows`.
+template <class Rows>
+KVBENCH_INLINE void attend_rows(const AttnShape& a, const AttnItem& item, const float* Q,
+                                std::size_t q_stride, AttnScratch& s) {
   const int d = a.head_dim, G = a.group, nq = item.rows * G, tile = a.tile;
   for (int i = 0; i < item.rows; ++i) {
     const float* src = Q + (item.row0 + i) * q_stride + static_cast<std::size_t>(item.g) * G * d;
@@ -96,10 +114,11 @@ KVBENCH_HOT void attend(const AttnShape& a, const AttnItem& item, const float* Q
   // tile once from memory, and one row at a time streams it fastest (measured: 1.1 ms
   // against 1.6 ms per step for T = 16384, d = 64).
   const bool blocked = item.rows > 1;
+  constexpr bool kContiguous = std::is_same_v<Rows, ContiguousRows>;
   for (int j0 = item.key_begin; j0 < item.key_end; j0 += tile) {
     const int j1 = std::min(j0 + tile, item.key_end);
-    const float* kt = item.k + static_cast<std::size_t>(j0) * d;
-    const float* vt = item.v + static_cast<std::size_t>(j0) * d;
+    const float* kt = kContiguous ? item.k + static_cast<std::size_t>(j0) * d : nullptr;
+    const float* vt = kContiguous ? item.v + static_cast<std::size_t>(j0) * d : nullptr;
     for (int r = 0; r < nq;) {
       // Query r (row r / G) sees keys < limit; in this tile, the first `valid` of them.
       const int limit = item.pos0 + r / G + 1;
@@ -111,24 +130,65 @@ KVBENCH_HOT void attend(const AttnShape& a, const AttnItem& item, const float* Q
         const float* q = s.q.data() + static_cast<std::size_t>(r) * d;
         float* p = s.scores.data() + static_cast<std::size_t>(r) * tile;  // [width, tile]
         float* acc = s.acc.data() + static_cast<std::size_t>(r) * d;       // [width, d]
-        if (width == 4) {
-          score_tile_4q(q, kt, valid, d, tile, p);
+        // Scores, then the weighted V rows, segment by segment: one per block the tile
+        // touches for blocked rows; contiguous rows are the tile at once, as the code
+        // cpu_cached ran before blocks existed (the same instructions).
+        if constexpr (kContiguous) {
+          if (width == 4) {
+            score_tile_4q(q, kt, valid, d, tile, p);
+          } else {
+            score_tile(q, kt, valid, d, blocked, p);
+          }
         } else {
-          score_tile(q, kt, valid, d, blocked, p);
+          for (int off = 0; off < valid;) {
+            const float *ks, *vs;
+            const int n = Rows::segment(item, j0 + off, valid - off, d, ks, vs);
+            if (width == 4) {
+              score_tile_4q(q, ks, n, d, tile, p + off);
+            } else {
+              score_tile(q, ks, n, d, blocked, p + off);
+            }
+            off += n;
+          }
         }
         for (int i = 0; i < width; ++i) {
           add_tile_to_softmax(p + static_cast<std::size_t>(i) * tile, valid, d, s.m[r + i],
                               s.l[r + i], acc + static_cast<std::size_t>(i) * d);
         }
-        if (width == 4) {
-          accumulate_tile_4q(p, tile, vt, valid, d, acc);
+        if constexpr (kContiguous) {
+          if (width == 4) {
+            accumulate_tile_4q(p, tile, vt, valid, d, acc);
+          } else {
+            accumulate_tile(p, vt, valid, d, blocked, acc);
+          }
         } else {
-          accumulate_tile(p, vt, valid, d, blocked, acc);
+          for (int off = 0; off < valid;) {
+            const float *ks, *vs;
+            const int n = Rows::segment(item, j0 + off, valid - off, d, ks, vs);
+            if (width == 4) {
+              accumulate_tile_4q(p + off, tile, vs, n, d, acc);
+            } else {
+              accumulate_tile(p + off, vs, n, d, blocked, acc);
+            }
+            off += n;
+          }
         }
       }
       r += width;
     }
   }
+}
+
+}  // namespace
+
+KVBENCH_HOT void attend(const AttnShape& a, const AttnItem& item, const float* Q,
+                        std::size_t q_stride, AttnScratch& s) {
+  attend_rows<ContiguousRows>(a, item, Q, q_stride, s);
+}
+
+KVBENCH_HOT void attend_blocks(const AttnShape& a, const AttnItem& item, const float* Q,
+                               std::size_t q_stride, AttnScratch& s) {
+  attend_rows<BlockedRows>(a, item, Q, q_stride, s);
 }
 
 KVBENCH_HOT void merge_partials(const AttnShape& a, const AttnMerge& merge, const float* partials,

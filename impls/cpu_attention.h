@@ -1,6 +1,10 @@
-// cpu_attention: the attention kernels of cpu_cached (internal to impls/): per (rows, KV
-// head) online-softmax attention over cached K/V rows, streamed tile by tile in fp32, and the
-// split-KV merge of partial states. Tested alone in tests/impls/test_cpu_attention.cpp.
+// cpu_attention: the attention kernels of cpu_cached and paged (internal to impls/): per
+// (rows, KV head) online-softmax attention over cached K/V rows, streamed tile by tile in
+// fp32, and the split-KV merge of partial states. The rows are contiguous (attend:
+// cpu_cached's [capacity, d] per head) or in fixed-size blocks reached through a block
+// table (attend_blocks: paged); both run the same tiles and the same online softmax, a
+// tile that spans blocks being scored and accumulated block segment by block segment.
+// Tested alone in tests/impls/test_cpu_attention.cpp.
 #ifndef KVBENCH_IMPLS_CPU_ATTENTION_H_
 #define KVBENCH_IMPLS_CPU_ATTENTION_H_
 
@@ -28,6 +32,16 @@ struct AttnItem {
   const float* k = nullptr;  // [capacity, d] this sequence's K rows of (layer, g)
   const float* v = nullptr;  // [capacity, d]
   int slot = -1;       // -1: the item covers all keys of its rows; else its partial state
+  // attend_blocks only (k and v unused): key j's K row is at
+  //   blocks[j / block_rows] + k_offset + (j % block_rows) * d,
+  // its V row the same with v_offset (blocks: the sequence's block data pointers, in token
+  // order). `overread` (a planted bug of the suite's tests, 0 otherwise) makes each block
+  // segment one key longer, reading past the block's rows.
+  const float* const* blocks = nullptr;
+  std::size_t k_offset = 0;
+  std::size_t v_offset = 0;
+  int block_rows = 0;
+  int overread = 0;
 };
 
 // The chunks [slot0, slot0 + slots) of one decode row's KV head g, to combine.
@@ -70,6 +84,9 @@ struct AttnShape {
 // KVBENCH_HOT (an AVX2/FMA clone where the CPU has it), defined in cpu_attention.cpp.
 void attend(const AttnShape& a, const AttnItem& item, const float* Q, std::size_t q_stride,
             AttnScratch& s);
+// The same over blocked K/V rows (AttnItem::blocks). KVBENCH_HOT.
+void attend_blocks(const AttnShape& a, const AttnItem& item, const float* Q,
+                   std::size_t q_stride, AttnScratch& s);
 
 // Floats of one partial state of G queries: m [G], l [G], acc [G, d].
 inline std::size_t partial_floats(const AttnShape& a) {

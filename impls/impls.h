@@ -6,7 +6,7 @@
 
 namespace kvbench {
 
-// Registers naive, cpu_cached, torch_cached, torch_static (and cuda_cached when built) and
+// Registers naive, cpu_cached, paged, torch_cached, torch_static (and cuda_cached when built) and
 // their devices' probes (cuda_cached: CUDA-event timers and bandwidth). Called once per
 // registry by the kvbench CLI's main, the test mains and the gate workers (ci/); a second
 // call on the same registry throws Error (names taken).
@@ -14,6 +14,7 @@ void register_builtin_impls(Registry& registry);
 
 void register_naive(Registry& registry);         // impls/naive.cpp
 void register_cpu_cached(Registry& registry);    // impls/cpu_cached.cpp
+void register_paged(Registry& registry);         // impls/paged.cpp
 void register_torch_cached(Registry& registry);  // impls/torch_cached.cpp
 void register_torch_static(Registry& registry);  // impls/torch_static.cpp
 // impls/cuda_cached.cpp (CUDA builds only); also registers the "cuda" device probes

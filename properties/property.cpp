@@ -10,6 +10,8 @@ const std::vector<Property>& all_properties() {
       prefill_matches_decode(),   fork_truncate_drop(),      memory_accounting(),
       op_counts(),                large_scores(),            bad_input_rejected(),
       inconsistent_dims_rejected(), long_context(), reduced_precision_storage(),
+      block_boundaries(), pool_accounting(), budget_rejects_unchanged(), copy_on_write(),
+      stale_blocks(),
   };
   return list;
 }

@@ -53,6 +53,12 @@ Property bad_input_rejected();         // 9
 Property inconsistent_dims_rejected(); // 9, construction
 Property long_context();               // 11
 Property reduced_precision_storage();  // 12
+// Block pools (Capabilities::blocks), properties/prop_blocks.cpp.
+Property block_boundaries();           // 13
+Property pool_accounting();            // 14
+Property budget_rejects_unchanged();   // 15
+Property copy_on_write();              // 16
+Property stale_blocks();               // 17
 
 // The longest sequence long_context draws (default 8192; `verify --max-tokens` raises it).
 // REQUIRES: tokens >= 64.

@@ -15,9 +15,13 @@ namespace kvbench::props {
 namespace {
 
 constexpr int kAxes = static_cast<int>(Axis::count);
-constexpr int kRadix[kAxes] = {3, 2, 2, 2, 3, 5};
-constexpr const char* kAxisNames[kAxes] = {"attention", "threads", "batch",
-                                           "layers",    "variant", "scenario"};
+constexpr int kRadix[kAxes] = {3, 2, 2, 2, 3, 5, 5};
+constexpr const char* kAxisNames[kAxes] = {"attention", "threads",  "batch",     "layers",
+                                           "variant",   "scenario", "block_size"};
+// The axes the table was first searched for: their digits stay what that search gave (so
+// every draw of the properties before block_size, and every reproduce string, is the same);
+// later axes are searched apart, one digit each, on top.
+constexpr int kFirstAxes = 6;
 constexpr int kTableSizes = 101;  // RapidCheck's default max_size 100, sizes 0..100
 
 int digit(int value, int axis) {
@@ -35,10 +39,11 @@ std::vector<int> first_sizes(int n) {
 
 // Values missing from the first 10 cases, summed over run lengths and axes: the search's
 // cost, 0 when the table covers everything.
-int missing(const std::vector<int>& table, const std::vector<std::vector<int>>& runs) {
+int missing(const std::vector<int>& table, const std::vector<std::vector<int>>& runs,
+            int axis_begin, int axis_end) {
   int miss = 0;
   for (const auto& sizes : runs) {
-    for (int a = 0; a < kAxes; ++a) {
+    for (int a = axis_begin; a < axis_end; ++a) {
       unsigned seen = 0;
       for (int s : sizes) seen |= 1u << digit(table[static_cast<std::size_t>(s)], a);
       miss += kRadix[a] - __builtin_popcount(seen);
@@ -49,7 +54,7 @@ int missing(const std::vector<int>& table, const std::vector<std::vector<int>>& 
 
 std::vector<int> search_choice_table() {
   int combos = 1;
-  for (int r : kRadix) combos *= r;
+  for (int a = 0; a < kFirstAxes; ++a) combos *= kRadix[a];
   std::vector<std::vector<int>> runs;
   for (int n = 10; n <= kTableSizes; ++n) {
     std::vector<int> sizes = first_sizes(n);
@@ -59,17 +64,56 @@ std::vector<int> search_choice_table() {
   std::vector<int> table(kTableSizes);
   for (std::size_t s = 1; s < table.size(); ++s) table[s] = static_cast<int>(rng.next_u64() % combos);
   table[0] = 0;  // size 0, every run's first case: the simplest of everything
-  int cost = missing(table, runs);
+  int cost = missing(table, runs, 0, kFirstAxes);
   for (int step = 0; step < 200000 && cost > 0; ++step) {
     const std::size_t s = 1 + rng.next_u64() % (table.size() - 1);
     const int old = table[s];
     table[s] = static_cast<int>(rng.next_u64() % combos);
-    const int c = missing(table, runs);
+    const int c = missing(table, runs, 0, kFirstAxes);
     if (c <= cost) {
       cost = c;
     } else {
       table[s] = old;
     }
+  }
+  // Each later axis: a digit per size, searched the same way with its own fixed seed.
+  int place = combos;
+  for (int a = kFirstAxes; a < kAxes; ++a) {
+    InputStream axis_rng(0xB10C5ull + static_cast<std::uint64_t>(a));
+    std::vector<int> digits(table.size(), 0);
+    for (std::size_t s = 1; s < digits.size(); ++s) {
+      digits[s] = static_cast<int>(axis_rng.next_u64() % static_cast<std::uint64_t>(kRadix[a]));
+    }
+    auto with = [&] {
+      std::vector<int> t = table;
+      for (std::size_t s = 0; s < t.size(); ++s) t[s] += place * digits[s];
+      return t;
+    };
+    // Its cost: values missing from first-10 windows, plus pairs of values with each
+    // earlier axis that no size shows (the axes must stay independent over a long run).
+    auto cost_of = [&](const std::vector<int>& t) {
+      int c = missing(t, runs, a, a + 1);
+      for (int b = 0; b < a; ++b) {
+        std::vector<char> seen(static_cast<std::size_t>(kRadix[a] * kRadix[b]), 0);
+        for (int v : t) seen[static_cast<std::size_t>(digit(v, a) * kRadix[b] + digit(v, b))] = 1;
+        for (char x : seen) c += x ? 0 : 1;
+      }
+      return c;
+    };
+    int axis_cost = cost_of(with());
+    for (int step = 0; step < 200000 && axis_cost > 0; ++step) {
+      const std::size_t s = 1 + axis_rng.next_u64() % (digits.size() - 1);
+      const int old = digits[s];
+      digits[s] = static_cast<int>(axis_rng.next_u64() % static_cast<std::uint64_t>(kRadix[a]));
+      const int c = cost_of(with());
+      if (c <= axis_cost) {
+        axis_cost = c;
+      } else {
+        digits[s] = old;
+      }
+    }
+    table = with();
+    place *= kRadix[a];
   }
   return table;
 }
@@ -182,6 +226,12 @@ ImplOptions gen_options(const ImplInfo& impl) {
   ImplOptions o;
   o.poison_unused = true;
   o.threads = impl.caps.threads ? 1 + draw_choice(Axis::threads, 2, "threads") : 1;
+  if (impl.caps.blocks) {
+    // Small blocks put block boundaries inside every short case (the default 16 first: a
+    // shrunk case keeps a small size only when the failure needs it).
+    static const int kBlockSizes[] = {16, 1, 2, 3, 7};
+    o.block_size = kBlockSizes[draw_choice(Axis::block_size, 5, "block_size")];
+  }
   return o;
 }
 
@@ -205,7 +255,9 @@ int Workload::max_tokens() const {
 
 std::string Workload::describe() const {
   std::ostringstream out;
-  out << config.describe() << "; threads " << options.threads << "; input scale "
+  out << config.describe() << "; threads " << options.threads;
+  if (options.block_size != ImplOptions{}.block_size) out << "; block_size " << options.block_size;
+  out << "; input scale "
       << input_scale << ", input seed " << input_seed << "; " << seqs.size()
       << " seqs (prompt+steps):";
   for (std::size_t i = 0; i < seqs.size(); ++i) {

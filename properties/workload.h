@@ -57,6 +57,7 @@ enum class Axis {
   layers,     // 2: one layer or several (gen_model)
   variant,    // 3: memory_accounting's dtype, bad_input_rejected's family of bad calls
   scenario,   // 5: fork_truncate_drop's scripted path, inconsistent_dims_rejected's kind
+  block_size, // 5: a block pool's block size (gen_options; block_boundaries its own set)
   count
 };
 // RETURNS: how many values the axis takes (the k of the comment above).
@@ -106,7 +107,8 @@ int token_cap(const ModelConfig& config, const ImplInfo& impl, int sequences,
 ModelConfig gen_model(const Limits& limits);
 
 // ImplOptions{threads, poison_unused = true}: threads 1, or a choice of 1 or 2 for an
-// implementation whose capabilities say it honours threads.
+// implementation whose capabilities say it honours threads; for a block pool
+// (caps.blocks) a block_size among 16, 1, 2, 3, 7 (a choice, shrinking towards 16).
 ImplOptions gen_options(const ImplInfo& impl);
 
 // One sequence of a batch: `prompt` tokens prefilled, then `steps` decoded one at a time.

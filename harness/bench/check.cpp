@@ -296,6 +296,8 @@ class Checker {
     const auto start = std::chrono::steady_clock::now();
     ImplOptions options;
     options.threads = o_.threads;
+    options.block_size = o_.block_size;
+    options.kv_budget_bytes = o_.kv_budget_bytes;
     options.poison_unused = true;  // a read past the length reads NaN and fails
     std::unique_ptr<KvCache> cache = impl_.create(weights_, options);
     DecodeAtPosition at(*cache, Rollback::truncate, o_.input_seed);

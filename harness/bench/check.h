@@ -35,6 +35,8 @@ namespace kvbench::bench {
 struct CheckOptions {
   int position = 0;              // t, the longest position of the sweep (clamped to capacity - 2)
   int threads = 1;               // ImplOptions::threads, as the timed instance gets
+  int block_size = ImplOptions{}.block_size;  // ImplOptions::block_size, likewise
+  std::uint64_t kv_budget_bytes = 0;          // ImplOptions::kv_budget_bytes, likewise
   std::uint64_t input_seed = 0;  // the decode-step fixture's input seed
   double lambda = 8;             // the probabilistic bound's factor (see check.cpp)
   // Multiply-adds the no-cache check may cost (its prefill, two steps and the float64 full

@@ -35,6 +35,8 @@ struct BenchArgs {
   double prepare_budget = 0;
   std::vector<std::string> plugins;
   int bandwidth_mib = 0;
+  long long block_size = ImplOptions{}.block_size;
+  long long kv_budget_bytes = 0;
 };
 
 // The sweep defaults. Preparing a decode-step position t costs a prefill of t tokens,
@@ -64,8 +66,8 @@ std::string describe(const BenchArgs& a) {
       << " --long-positions " << a.long_positions << " --threads " << a.threads << " --min-time " << a.min_time
       << " --repetitions " << a.repetitions << " --budget " << a.budget
       << " --prepare-budget " << a.prepare_budget << (a.quick ? " --quick" : "")
-      << (a.no_check ? " --no-check" : "") << " --out "
-      << a.out;
+      << (a.no_check ? " --no-check" : "") << " --block-size " << a.block_size
+      << " --kv-budget-bytes " << a.kv_budget_bytes << " --out " << a.out;
   return out.str();
 }
 
@@ -141,6 +143,21 @@ bench::BenchOptions options_of(BenchArgs& a) {
   o.progress = &std::cerr;
   o.display = &std::cout;
   o.bandwidth_bytes = static_cast<std::size_t>(a.bandwidth_mib) << 20;
+  o.block_size = static_cast<int>(a.block_size);
+  o.kv_budget_bytes = static_cast<std::uint64_t>(a.kv_budget_bytes);
+  // A block (Capabilities::blocks) holds block_size tokens of every layer's K and V: a
+  // budget that cannot hold one is an error before any work, as the implementations'
+  // constructors would say later.
+  std::uint64_t block = 0;
+  if (__builtin_mul_overflow(static_cast<std::uint64_t>(a.block_size),
+                             static_cast<std::uint64_t>(o.config.kv_bytes_per_token()), &block)) {
+    fail("--block-size ", a.block_size, ": a block of shape '", a.shape, "' (",
+         o.config.kv_bytes_per_token(), " bytes per token) overflows 64 bits");
+  }
+  require(a.kv_budget_bytes == 0 || o.kv_budget_bytes >= block, "--kv-budget-bytes ",
+          a.kv_budget_bytes, " cannot hold one block of ", block, " bytes (--block-size ",
+          a.block_size, " x ", o.config.kv_bytes_per_token(), " bytes per token of shape '",
+          a.shape, "')");
   return o;
 }
 
@@ -217,6 +234,15 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--threads", a->threads,
                   "Thread counts for the --long-impls that honour threads (decode steps)")
       ->capture_default_str();
+  cmd->add_option("--block-size", a->block_size,
+                  "Tokens per block of the block-pool implementations (paged)")
+      ->capture_default_str()
+      ->check(integer_in(1, 1 << 20));
+  cmd->add_option("--kv-budget-bytes", a->kv_budget_bytes,
+                  "K/V memory budget of the block-pool implementations in bytes (0: grow as "
+                  "needed; else at least one block)")
+      ->capture_default_str()
+      ->check(integer_at_least(0));
   cmd->add_flag("--quick", a->quick,
                 "Short sweep and short measurements: under 2 minutes on 2 cores (CI)");
   cmd->add_flag("--no-check", a->no_check,

@@ -201,6 +201,8 @@ class Runner {
         CheckOptions c;
         c.position = longest;
         c.threads = n;
+        c.block_size = o_.block_size;
+        c.kv_budget_bytes = o_.kv_budget_bytes;
         c.input_seed = o_.config.seed + 29;  // the decode-step fixtures' seed (run_series)
         c.no_cache_budget = o_.check_no_cache_budget;
         say("check ", impl->name, " (threads ", n, ") at its longest position ", longest, " ...");
@@ -256,6 +258,8 @@ class Runner {
     try {
       ImplOptions options;
       options.threads = s.proto.threads;
+      options.block_size = o_.block_size;
+      options.kv_budget_bytes = o_.kv_budget_bytes;
       cache = s.impl->create(weights_, options);
       if (generate) {
         inputs = benchmark_inputs(o_.config, s.sizes.back(), o_.config.seed + 17);

@@ -39,6 +39,10 @@ struct BenchOptions {
   std::vector<std::string> long_impls; // implementations measured at long context too
   std::vector<int> long_positions;     // their extra positions
   std::vector<int> threads = {1};      // their thread counts (when they honour threads)
+  // ImplOptions of block pools (Capabilities::blocks; ignored by the others): tokens per
+  // block, and the K/V budget in bytes (0: grow as needed).
+  int block_size = ImplOptions{}.block_size;
+  std::uint64_t kv_budget_bytes = 0;
   double min_time = 0.1;               // Google Benchmark's --benchmark_min_time (seconds)
   int repetitions = 1;                 // Google Benchmark's --benchmark_repetitions
   // A series stops before a size whose one iteration is predicted to take longer than this

@@ -808,8 +808,26 @@ class Runner {
     }
     if (!holds_kv()) return;
     const ModelConfig& c = config();
-    const std::uint64_t expected = c.kv_bytes_per_token() * tokens;
     const Stats st = cache_->stats();
+    if (impl_.caps.blocks) {
+      // A block pool: bytes follow the blocks in use (shared ones once), at most
+      // ceil(T / block_size) of them per sequence. (The exact count against a model of the
+      // history is the pool_accounting property's.)
+      const std::uint64_t B = static_cast<std::uint64_t>(options_.block_size);
+      const std::uint64_t block = B * c.kv_bytes_per_token();
+      std::uint64_t most = 0;
+      for (const Live& s : live_) most += (static_cast<std::uint64_t>(length(s)) + B - 1) / B;
+      if (st.bytes_held != st.blocks_in_use * block || st.blocks_in_use > most ||
+          st.bytes_reserved < st.bytes_held) {
+        std::ostringstream m;
+        m << "bytes_held " << st.bytes_held << ", blocks_in_use " << st.blocks_in_use
+          << ": expected blocks_in_use x " << block << " bytes per block, at most " << most
+          << " blocks (ceil(T / " << B << ") per sequence); bytes_reserved " << st.bytes_reserved;
+        found("bytes_held", m.str());
+      }
+      return;
+    }
+    const std::uint64_t expected = c.kv_bytes_per_token() * tokens;
     if (st.bytes_held != expected || st.bytes_reserved < st.bytes_held) {
       std::ostringstream m;
       m << "bytes_held " << st.bytes_held << ", expected 2 x L " << c.layers << " x H_kv "

@@ -83,6 +83,11 @@ parse)
   expect_error "--budget: 0 is not > 0" bench --budget 0
   expect_error "--prepare-budget: 'soon' is not a number (expected > 0)" bench --prepare-budget soon
   expect_error "--bandwidth-mib: 0 is not in 1..1048576" bench --bandwidth-mib 0
+  expect_error "--block-size: 0 is not in 1..1048576" bench --block-size 0
+  expect_error "--block-size: -4 is not in 1..1048576" bench --block-size -4
+  expect_error "--kv-budget-bytes: -1 is not >= 0" bench --kv-budget-bytes -1
+  expect_error "--kv-budget-bytes 100 cannot hold one block of 32768 bytes (--block-size 16 x 2048 bytes per token of shape 'default')" \
+    bench --impl paged --kv-budget-bytes 100 --out "$tmp/never.json"
   expect_error "--jobs: 0 is not in 1..1024" gate --jobs 0
   expect_error "--time-repetitions: -1 is not in 0..1000" gate --time-repetitions -1
   expect_error "--time-min-effect: -0.5 is not >= 0" gate --time-min-effect -0.5
@@ -109,6 +114,13 @@ memory)
   expect_error "--kv-heads 64 is more than --heads 32" memory --d-model 4096 --heads 32 --kv-heads 64 --tokens 2048
   expect_error "--d-model 4096 is not a multiple of --heads 33" memory --d-model 4096 --heads 33 --tokens 2048
   expect_error "--dtype: unknown dtype 'int4'" memory --d-model 4096 --heads 32 --tokens 2048 --dtype int4
+  expect_error "--block-size: 0 is not >= 1" memory --d-model 4096 --heads 32 --tokens 2048 --block-size 0
+  expect_error "--block-size: -16 is not >= 1" memory --d-model 4096 --heads 32 --tokens 2048 --block-size -16
+  # The paged figure is checked like the rest, before anything is printed.
+  expect_error "--block-size 9223372036854775807: the cache size 2 x kv_heads x head_dim x block_size x bytes x layers overflows 64 bits" \
+    memory --d-model 4096 --heads 32 --tokens 1 --block-size 9223372036854775807
+  out=$("$kvbench" memory --d-model 4096 --heads 32 --tokens 1 --block-size 9223372036854775807 2>/dev/null)
+  [ -z "$out" ] || die "an overflowing paged figure printed before its error: $out"
   # The largest size that fits is printed exactly (2^63 bytes: no overflow at the edge).
   out=$("$kvbench" memory --d-model 1073741824 --heads 1 --tokens 1073741824 --dtype fp32) ||
     die "a size of 2^63 bytes was rejected"

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -258,6 +259,20 @@ TEST_P(CpuImpl, BytesHeldFollowsFormulaAndDropReleasesShare) {
   cache->decode({a, b}, rng.rows(2, c.d_model));
   const SeqId f = cache->fork(a);  // 6 tokens
   cache->truncate(f, 4);
+  if (Registry::global().get(GetParam().impl).caps.blocks) {
+    // One block of 16 tokens each for a (shared by f, truncated within it) and b.
+    const std::uint64_t block = 16 * per_token;
+    EXPECT_EQ(cache->stats().bytes_held, 2 * block);
+    EXPECT_EQ(cache->stats().blocks_in_use, 2u);
+    cache->drop(b);
+    EXPECT_EQ(cache->stats().bytes_held, block);
+    cache->drop(a);  // f still references the shared block
+    EXPECT_EQ(cache->stats().bytes_held, block);
+    cache->reset();
+    EXPECT_EQ(cache->stats().bytes_held, 0u);
+    EXPECT_EQ(cache->stats().blocks_in_use, 0u);
+    return;
+  }
   EXPECT_EQ(cache->stats().bytes_held, (6 + 4 + 4) * per_token);
   EXPECT_GE(cache->stats().bytes_reserved, cache->stats().bytes_held);
 
@@ -292,7 +307,70 @@ TEST_P(CpuImpl, ReadKvOnlyWhenHoldingACache) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Impls, CpuImpl, testing::Values(ImplParam{"naive", 1}, ImplParam{"cpu_cached", 1},
-                                         ImplParam{"cpu_cached", 2}), param_name);
+                                         ImplParam{"cpu_cached", 2}, ImplParam{"paged", 1},
+                                         ImplParam{"paged", 2}), param_name);
+
+// ---- paged: its options and its budget -----------------------------------------------------
+
+std::string error_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Paged, BadBlockSizesAndBudgetsAreNamedErrorsAtCreation) {
+  const ModelConfig c = shape(2, 16, 2, 2, 8, 64);  // a block: 16 x L 2 x 2 x H_kv 2 x d 8 x 4 B
+  for (int bad : {0, -3}) {
+    ImplOptions o;
+    o.block_size = bad;
+    const std::string e = error_of([&] { make_cache("paged", c, o); });
+    EXPECT_NE(e.find("block_size must be >= 1"), std::string::npos) << e;
+    EXPECT_NE(e.find("got " + std::to_string(bad)), std::string::npos) << e;
+  }
+  ImplOptions o;
+  o.kv_budget_bytes = 16 * 2 * 2 * 2 * 8 * 4 - 1;
+  const std::string e = error_of([&] { make_cache("paged", c, o); });
+  EXPECT_NE(e.find("kv_budget_bytes 4095 cannot hold one block of 4096 bytes"), std::string::npos)
+      << e;
+  o.kv_budget_bytes += 1;
+  EXPECT_EQ(error_of([&] { make_cache("paged", c, o); }), "");
+}
+
+TEST(Paged, AStepOverTheBudgetIsANamedErrorAndChangesNothing) {
+  const ModelConfig c = shape(1, 16, 2, 1, 8, 64);
+  ImplOptions o;
+  o.block_size = 4;
+  o.poison_unused = true;
+  const std::uint64_t block = 4 * 2 * 1 * 8 * 4;
+  o.kv_budget_bytes = 3 * block + 5;  // 3 blocks
+  auto cache = make_cache("paged", c, o);
+  InputStream rng(3);
+  const SeqId a = cache->create_sequence();
+  cache->prefill(a, rng.rows(6, 16));    // 2 blocks
+  const SeqId f = cache->fork(a);        // shares both
+  EXPECT_EQ(cache->stats().blocks_in_use, 2u);
+  const Stats before = cache->stats();
+  const KvRows rows = cache->read_kv(a, 0, 0);
+  // 3 more rows for a: a copy of the shared half-full block and a new block; 1 is free.
+  const std::string e = error_of([&] { cache->prefill(a, rng.rows(3, 16)); });
+  EXPECT_NE(e.find("needs 2 more blocks of 256 bytes, 1 free of the budget's 3 blocks"),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("kv_budget_bytes " + std::to_string(o.kv_budget_bytes)), std::string::npos) << e;
+  EXPECT_EQ(cache->length(a), 6);
+  EXPECT_EQ(cache->stats().blocks_in_use, before.blocks_in_use);
+  EXPECT_EQ(cache->stats().kv_projection_rows, before.kv_projection_rows);
+  EXPECT_EQ(cache->stats().cow_copies, 0u);
+  EXPECT_EQ(cache->read_kv(a, 0, 0).k, rows.k);
+  // Both write into the shared block in one step: the first copies, the second then owns
+  // the old one: 1 block, which fits.
+  cache->decode({a, f}, rng.rows(2, 16));
+  EXPECT_EQ(cache->stats().cow_copies, 1u);
+  EXPECT_EQ(cache->stats().blocks_in_use, 3u);
+  EXPECT_EQ(cache->stats().blocks_free, 0u);
+}
 
 }  // namespace
 }  // namespace kvbench

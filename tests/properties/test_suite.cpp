@@ -363,11 +363,12 @@ Seen* g_seen = nullptr;
 // memory_accounting's dtype choice is seen.
 class RecordingCache final : public KvCache {
  public:
-  RecordingCache(std::shared_ptr<const ModelWeights> weights, const ImplOptions& options)
+  RecordingCache(const std::string& inner, std::shared_ptr<const ModelWeights> weights,
+                 const ImplOptions& options)
       : KvCache("recording", weights, options), scale_num_(dtype_size(weights->config.dtype)) {
     auto inner_weights = std::make_shared<ModelWeights>(*weights);
     inner_weights->config.dtype = DType::f32;
-    inner_ = Registry::global().get("cpu_cached").create(inner_weights, options);
+    inner_ = Registry::global().get(inner).create(inner_weights, options);
     const ModelConfig& c = config();
     add(c.kv_heads == c.heads ? "attention MHA" : c.kv_heads == 1 ? "attention MQA" : "attention GQA");
     add(c.layers == 1 ? "layers 1" : "layers several");
@@ -393,6 +394,7 @@ class RecordingCache final : public KvCache {
     counters().kv_projection_rows = s.kv_projection_rows;
     counters().qk_dot_products = s.qk_dot_products;
     counters().kv_bytes_read = s.kv_bytes_read * scale_num_ / 4;
+    counters().cow_copies = s.cow_copies;
   }
   void do_create(SeqId id) override {
     seqs_[id].inner = inner_->create_sequence();
@@ -467,7 +469,8 @@ class RecordingCache final : public KvCache {
   }
   Memory memory_in_use() const override {
     const Stats s = inner_->stats();
-    return Memory{s.bytes_held * scale_num_ / 4, s.bytes_reserved * scale_num_ / 4};
+    return Memory{s.bytes_held * scale_num_ / 4, s.bytes_reserved * scale_num_ / 4,
+                  s.blocks_in_use, s.blocks_cached, s.blocks_free};
   }
 
   std::unique_ptr<KvCache> inner_;
@@ -475,13 +478,15 @@ class RecordingCache final : public KvCache {
   std::map<SeqId, Seq> seqs_;
 };
 
-ImplInfo recording_impl() {
-  ImplInfo info = *Registry::global().find("cpu_cached");
+// cpu_cached (declaring fp16/bf16 too), or paged for the block properties (fp32 only, as it
+// declares: scaling a block pool's bytes would not follow its blocks).
+ImplInfo recording_impl(const std::string& inner = "cpu_cached") {
+  ImplInfo info = *Registry::global().find(inner);
   info.name = "recording";
   info.caps.planted = true;
-  info.caps.dtypes = {DType::f32, DType::f16, DType::bf16};
-  info.create = [](std::shared_ptr<const ModelWeights> w, const ImplOptions& o) {
-    return std::unique_ptr<KvCache>(new RecordingCache(std::move(w), o));
+  if (inner == "cpu_cached") info.caps.dtypes = {DType::f32, DType::f16, DType::bf16};
+  info.create = [inner](std::shared_ptr<const ModelWeights> w, const ImplOptions& o) {
+    return std::unique_ptr<KvCache>(new RecordingCache(inner, std::move(w), o));
   };
   return info;
 }
@@ -514,6 +519,15 @@ std::vector<std::string> expected_features(const std::string& property) {
     out.push_back("decode ragged");
   }
   if (property == "prefill_matches_decode") out.push_back("prefill onto a non-empty sequence");
+  if (property == "block_boundaries") out.push_back("prefill onto a non-empty sequence");
+  if (property == "pool_accounting" || property == "budget_rejects_unchanged" ||
+      property == "copy_on_write" || property == "stale_blocks") {
+    for (const char* op : {"create", "prefill", "decode", "fork", "truncate", "drop",
+                           "drop of a parent while its child lives",
+                           "decode of a child after its parent's drop"}) {
+      out.push_back(op);
+    }
+  }
   return out;
 }
 
@@ -521,8 +535,11 @@ std::vector<std::string> expected_features(const std::string& property) {
 // would, shows in its FIRST 10 cases every feature above and every value of every choice it
 // draws (draw_choice and draw_uniform, through the choice observer).
 TEST(Choices, FirstTenCasesOfEachPropertyShowEveryChoice) {
-  const ImplInfo impl = recording_impl();
+  const ImplInfo contiguous = recording_impl();
+  const ImplInfo blocks = recording_impl("paged");  // the block properties apply to it only
   for (const Property& property : all_properties()) {
+    std::string why;
+    const ImplInfo& impl = property.applies(contiguous, &why) ? contiguous : blocks;
     // The recording wrapper declares fp16/bf16 (for memory_accounting's dtypes) but stores
     // fp32 like the cpu_cached it wraps, which reduced_precision_storage rightly rejects;
     // that property draws its cases with gen_workload, shown here by the others.
