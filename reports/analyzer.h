@@ -54,6 +54,8 @@ class Analyzer {
   // 2 threads against 1 where the step is DRAM-bound (bytes >= 8x LLC); elsewhere the
   // ratio is given for information only.
   void threads_target();
+  // paged's decode step against cpu_cached's at t >= 1024 (the cost of the block table).
+  void paged_target();
   void speedup_target();
   void targets();
 

@@ -92,6 +92,7 @@ std::string measured_text(const Target& t) {
   if (t.id == "cpu_cached_read_bandwidth" || t.id == "cpu_cached_floor_efficiency") {
     return percent(t.measured);
   }
+  if (t.id == "paged_vs_cpu_cached") return sig(t.measured) + "x";
   if (t.at_most) return percent(t.measured) + " worst deviation";
   return sig(t.measured) + "x";
 }

@@ -268,6 +268,32 @@ void Analyzer::speedup_target() {
   a_.targets.push_back(t);
 }
 
+void Analyzer::paged_target() {
+  Target t = make_target("paged_vs_cpu_cached",
+                         "paged decode step (block pool, block tables) against cpu_cached "
+                         "(contiguous rows) at every position t >= 1024, 1 thread each",
+                         "<= 1.05x its time", 1.05, /*at_most=*/true);
+  double worst = kNaN;
+  std::string where;
+  for (const Measurement* m : d_.series(BenchKind::decode_step, "paged", 1)) {
+    if (m->id.size < 1024) continue;
+    const Measurement* c = d_.find(BenchKind::decode_step, "cpu_cached", 1, m->id.size);
+    if (!c) continue;
+    const double ratio = m->seconds / c->seconds;
+    if (!(worst >= ratio)) {
+      worst = ratio;
+      where = "t = " + std::to_string(m->id.size) + ": " + seconds_text(m->seconds) + " / " +
+              seconds_text(c->seconds);
+    }
+  }
+  if (std::isfinite(worst)) {
+    settle(t, worst, "largest time(paged) / time(cpu_cached) over t >= 1024, at " + where);
+  } else {
+    t.detail = "needs decode steps of paged and cpu_cached at a common t >= 1024";
+  }
+  a_.targets.push_back(t);
+}
+
 void Analyzer::targets() {
   decode_target_short("torch_cached", 10);
   decode_target_short("torch_static", 2);
@@ -276,6 +302,7 @@ void Analyzer::targets() {
   bandwidth_target();
   floor_target();
   threads_target();
+  paged_target();
   speedup_target();
 }
 

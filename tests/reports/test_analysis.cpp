@@ -117,11 +117,31 @@ TEST(Analysis, DecodeTargetsUseTheSmallestRatio) {
 
 // The bandwidth and floor targets: tests/reports/test_floor.cpp.
 
+TEST(Analysis, PagedTargetIsTheLargestRatioPastPosition1024) {
+  // paged 1.5x cpu_cached at t = 256 (not judged: < 1024), 1.03x at 1024, 1.08x at 4096.
+  Synthetic s;
+  s.factor = [](const std::string& impl, int, BenchKind kind, int size) {
+    if (impl != "paged" || kind != BenchKind::decode_step) return 1.0;
+    return size == 256 ? 1.5 : size == 1024 ? 1.03 : size == 4096 ? 1.08 : 1.0;
+  };
+  for (int t = 16; t <= 16384; t *= 4) s.add("paged", BenchKind::decode_step, t);
+  const Analysis a = analyze(parse_bench(s.standard()));
+  const Target& t = target(a, "paged_vs_cpu_cached");
+  EXPECT_EQ(t.verdict, "not met");
+  EXPECT_NEAR(t.measured, 1.08, 1e-9);
+  EXPECT_NE(t.detail.find("t = 4096"), std::string::npos) << t.detail;
+  Synthetic ok;
+  for (int t = 16; t <= 16384; t *= 4) ok.add("paged", BenchKind::decode_step, t);
+  const Analysis b = analyze(parse_bench(ok.standard()));
+  EXPECT_EQ(target(b, "paged_vs_cpu_cached").verdict, "met");
+  EXPECT_NEAR(target(b, "paged_vs_cpu_cached").measured, 1.0, 1e-9);
+}
+
 TEST(Analysis, TargetsWithoutDataAreNotMeasuredWithAReason) {
   Synthetic s;
   for (int T = 16; T <= 256; T *= 2) s.add("cpu_cached", BenchKind::generate, T);
   const Analysis a = analyze(parse_bench(s.finish()));
-  ASSERT_EQ(a.targets.size(), 8u);
+  ASSERT_EQ(a.targets.size(), 9u);
   for (const auto& t : a.targets) {
     EXPECT_EQ(t.verdict, "not measured") << t.id;
     EXPECT_FALSE(t.detail.empty()) << t.id;

@@ -93,7 +93,7 @@ TEST(Report, WritesEveryFileSelfContained) {
   EXPECT_NEAR(naive["r2"].get<double>(), 1.0, 1e-3);
   EXPECT_EQ(naive["local_exponents"].size(), 6u);
   EXPECT_TRUE(fits["implementations"]["cpu_cached"]["decode_step"].contains("threads:2"));
-  ASSERT_EQ(fits["targets"].size(), 8u);
+  ASSERT_EQ(fits["targets"].size(), 9u);
   for (const auto& t : fits["targets"]) {
     EXPECT_TRUE(t.contains("measured") && t.contains("verdict")) << t.dump();
   }
