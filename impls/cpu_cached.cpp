@@ -3,16 +3,12 @@
 // Storage: one allocation per sequence, sized from config().capacity when the sequence is
 // created or forked and never grown:
 //   [L, 2 (K then V), H_kv, capacity, d]   head-major, so one head's rows are contiguous.
-// A step (decode of a batch, or a prefill) runs every layer over its N new rows:
-//   1. q, k, v = W x for all N rows (each weight row read once per block of 4 rows);
-//   2. k, v are written to the cache at each row's position (projected once, reused after);
-//   3. attention per (query rows, KV head): the K and V rows of that head are streamed once
-//      for the whole GQA group (and for a block of prefill rows), tile by tile, with an
-//      online (running-max) softmax in fp32;
-//   4. x += W_o o (residual), which is the next layer's input.
-// Scratch buffers belong to the instance and grow only when a larger step than any before
+// A step (decode of a batch, or a prefill) is impls/cpu_decoder.h, shared with paged: the
+// projections, the K/V writes at each row's position (projected once, reused after), the
+// attention per (query rows, KV head) streaming that head's K and V rows once for the whole
+// GQA group with an online softmax in fp32, and x += W_o o. This file says where the rows
+// live (the decoder's KvStore). Scratch buffers grow only when a larger step than any before
 // arrives, so steady-state decoding allocates nothing.
-// The thread pool is impls/cpu_thread_pool.h, the attention kernels impls/cpu_attention.h.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -27,8 +23,7 @@
 #include "harness/aligned_buffer.h"
 #include "harness/error.h"
 #include "impls/cpu_attention.h"
-#include "impls/cpu_kernels.h"
-#include "impls/cpu_thread_pool.h"
+#include "impls/cpu_decoder.h"
 #include "impls/impls.h"
 
 namespace kvbench {
@@ -45,26 +40,14 @@ std::size_t allocation_bytes(std::size_t n) { return aligned_allocation_bytes(n 
 // RETURNS: n floats, uninitialized (allocate_aligned).
 AlignedFloats allocate_floats(std::size_t n) {
   return AlignedFloats(reinterpret_cast<float*>(
-      allocate_aligned(n * sizeof(float), "cpu_cached: a sequence or weight block").release()));
+      allocate_aligned(n * sizeof(float), "cpu_cached: a sequence block").release()));
 }
 
-// ---- kernels: impls/cpu_kernels.h, impls/cpu_attention.h, impls/cpu_thread_pool.h -----
-
-using kernels::project_rows;
 using cpu::AttnItem;
-using cpu::AttnMerge;
-using cpu::AttnScratch;
-using cpu::AttnShape;
-using cpu::attend;
-using cpu::merge_partials;
-using cpu::partial_floats;
-using cpu::store_output;
-using cpu::store_partial;
-using cpu::WorkerPool;
 
 // ---- the cache --------------------------------------------------------------------------
 
-class CpuCachedCache final : public KvCache {
+class CpuCachedCache final : public KvCache, private cpu::KvStore {
  public:
   CpuCachedCache(std::shared_ptr<const ModelWeights> model, const ImplOptions& options);
 
@@ -72,18 +55,6 @@ class CpuCachedCache final : public KvCache {
   struct Sequence {
     AlignedFloats kv;  // [L, 2, H_kv, capacity, d]
     int length = 0;
-  };
-
-  // One layer's weights, repacked at construction into huge-page-backed blocks (the
-  // weights are the biggest stream of a decode step for wide models).
-  struct LayerPack {
-    AlignedFloats wqkv;  // [H*d + 2*H_kv*d, d_model]: W_q, W_k, W_v stacked
-    AlignedFloats wo;    // [d_model, H*d]
-  };
-
-  // Rows [r0, r1) of a weight matrix: one projection work item.
-  struct RowBlock {
-    int r0, r1;
   };
 
   void do_create(SeqId id) override;
@@ -113,99 +84,19 @@ class CpuCachedCache final : public KvCache {
   void prefault_first_rows(const Sequence& s) const;
   Sequence new_sequence() const;
 
-  // Makes room for a step of n rows.
-  void reserve_rows(int n);
-  // Runs all layers over the n rows staged in x_ (row i of sequence rows_[i] at position
-  // pos_[i]); leaves the outputs in x_.
-  void run_step(int n);
-  void write_kv(int layer, int n);
-  void plan_attention(int layer, int n);
-  // Most keys per chunk when decode rows are split across threads (0: no split).
-  int split_target(int n) const;
-  // Whether applying weights of `bytes` to n rows is worth handing to the pool.
-  static bool worth_threads(std::uint64_t bytes, int n) {
-    return bytes * static_cast<std::uint64_t>((n + 3) / 4) >= kMinParallelBytes;
-  }
-  // A phase that streams less than this (~10 us at 25 GB/s) runs on the calling thread:
-  // splitting it would save less than the hand-off costs.
-  static constexpr std::uint64_t kMinParallelBytes = 256 * 1024;
-  // Splits a matrix [rows, cols] into blocks of rows small enough to stay in L2 while
-  // each block is applied to every row of a step.
-  static std::vector<RowBlock> row_blocks(int rows, int cols, int threads);
+  // The decoder's KvStore: a sequence's rows at position pos are row pos of its head blocks.
+  void write(const void* seq, int layer, int pos, const float* k, const float* v) override;
+  void address(const void* seq, int layer, AttnItem& item) const override;
 
-  AttnShape shape_;
-  WorkerPool pool_;
-  std::uint64_t qkv_work_ = 0;        // bytes of [W_q; W_k; W_v] of one layer
-  std::uint64_t out_work_ = 0;        // bytes of W_o of one layer
-  std::uint64_t attention_work_ = 0;  // bytes of K/V this layer's attention reads
-  int prefill_block_;  // rows of one sequence that share a pass over its K/V in a prefill
+  cpu::Decoder decoder_;
   std::map<SeqId, Sequence> seqs_;
-
-  // Work lists that depend on the weights only, per layer.
-  std::vector<LayerPack> packed_;       // [L]
-  std::vector<RowBlock> qkv_blocks_;    // of LayerPack::wqkv
-  std::vector<RowBlock> out_blocks_;    // of LayerPack::wo
-
-  // Step scratch, grown to the largest step seen.
-  int rows_reserved_ = 0;
-  std::vector<float> x_;                // [N, d_model] residual stream
-  std::vector<float> qkv_;              // [N, H*d + 2*H_kv*d]
-  std::vector<float> o_;                // [N, H*d] attention outputs
-  std::vector<Sequence*> rows_;         // [N]
-  std::vector<int> pos_;                // [N]
-  std::vector<AttnItem> items_;         // this layer's attention work
-  std::vector<AttnMerge> merges_;       // split decode rows to combine
-  std::vector<float> partials_;         // [slots, G * (d + 2)] split-KV partial states
-  std::vector<AttnScratch> scratch_;    // [threads]
 };
 
 CpuCachedCache::CpuCachedCache(std::shared_ptr<const ModelWeights> model,
                                const ImplOptions& options)
-    : KvCache("cpu_cached", std::move(model), options), pool_(options.threads) {
-  const ModelConfig& c = config();
-  require(c.dtype == DType::f32, "cpu_cached: dtype ", dtype_name(c.dtype),
-          " is not supported (cpu_cached stores fp32 only)");
-  shape_.heads = c.heads;
-  shape_.group = c.group_size();
-  shape_.head_dim = c.head_dim;
-  // A K tile of <= 16 KiB stays in L1 while every query of the item reads it.
-  shape_.tile = std::max(8, std::min(128, 4096 / c.head_dim));
-  shape_.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  // Up to 64 queries (rows x group) share one pass over K/V in a prefill block.
-  prefill_block_ = std::max(1, 64 / shape_.group);
-  scratch_.resize(static_cast<std::size_t>(pool_.size()));
-  for (AttnScratch& s : scratch_) s.reserve(prefill_block_ * shape_.group, c.head_dim, shape_.tile);
-
-  qkv_work_ = static_cast<std::uint64_t>(c.q_width() + 2 * c.kv_width()) * c.d_model * 4u;
-  out_work_ = static_cast<std::uint64_t>(c.d_model) * c.q_width() * 4u;
-  const int qkv_rows = c.q_width() + 2 * c.kv_width();
-  for (const LayerWeights& w : weights().layers) {
-    // [W_q; W_k; W_v] stacked, so one product fills a qkv_ row: q, then k, then v.
-    LayerPack pack;
-    pack.wqkv = allocate_floats(static_cast<std::size_t>(qkv_rows) * c.d_model);
-    float* dst = std::copy(w.wq.begin(), w.wq.end(), pack.wqkv.get());
-    dst = std::copy(w.wk.begin(), w.wk.end(), dst);
-    std::copy(w.wv.begin(), w.wv.end(), dst);
-    pack.wo = allocate_floats(w.wo.size());
-    std::copy(w.wo.begin(), w.wo.end(), pack.wo.get());
-    packed_.push_back(std::move(pack));
-  }
-  qkv_blocks_ = row_blocks(qkv_rows, c.d_model, pool_.size());
-  out_blocks_ = row_blocks(c.d_model, c.q_width(), pool_.size());
-}
-
-std::vector<CpuCachedCache::RowBlock> CpuCachedCache::row_blocks(int rows, int cols,
-                                                                 int threads) {
-  // 256 KiB of weights per block: long sequential runs for a decode step, and still in L2
-  // while a prefill applies the block to all its rows (measured on llama2-7b shapes, 1 and
-  // 2 threads: 64 KiB blocks were 5-15% slower, 1 MiB no better). At least 4 blocks per
-  // thread, so that small matrices still spread.
-  const int per_thread = (rows + 4 * threads - 1) / (4 * threads);
-  const int block = std::max(1, std::min(65536 / cols, per_thread));
-  std::vector<RowBlock> blocks;
-  for (int r0 = 0; r0 < rows; r0 += block) blocks.push_back(RowBlock{r0, std::min(rows, r0 + block)});
-  return blocks;
-}
+    : KvCache("cpu_cached", std::move(model), options),
+      decoder_(config(), weights(), options.threads, cpu::Decoder::Kernel::contiguous,
+               "cpu_cached") {}
 
 // ---- sequences ----------------------------------------------------------------------------
 
@@ -303,180 +194,47 @@ KvCache::Memory CpuCachedCache::memory_in_use() const {
   return m;
 }
 
-// ---- steps --------------------------------------------------------------------------------
+// ---- steps: impls/cpu_decoder.h --------------------------------------------------------
 
-void CpuCachedCache::reserve_rows(int n) {
-  if (n <= rows_reserved_) return;
-  const ModelConfig& c = config();
-  const std::size_t rows = static_cast<std::size_t>(n);
-  x_.resize(rows * c.d_model);
-  qkv_.resize(rows * (c.q_width() + 2 * c.kv_width()));
-  o_.resize(rows * c.q_width());
-  rows_.resize(rows);
-  pos_.resize(rows);
-  // One item per (row, KV head), plus the chunks of split rows: split_target() makes chunks
-  // of >= 1/(4 * threads) of all keys, so splitting adds at most 4 * threads items.
-  items_.reserve(rows * c.kv_heads + 4u * static_cast<std::size_t>(pool_.size()));
-  merges_.reserve(rows * c.kv_heads);
-  rows_reserved_ = n;
+void CpuCachedCache::write(const void* seq, int layer, int pos, const float* k, const float* v) {
+  const Sequence& s = *static_cast<const Sequence*>(seq);
+  const int d = config().head_dim;
+  const std::size_t at = static_cast<std::size_t>(pos) * d;
+  for (int g = 0; g < config().kv_heads; ++g) {
+    std::copy_n(k + g * d, d, head_rows(s, layer, 0, g) + at);
+    std::copy_n(v + g * d, d, head_rows(s, layer, 1, g) + at);
+  }
+}
+
+void CpuCachedCache::address(const void* seq, int layer, AttnItem& item) const {
+  const Sequence& s = *static_cast<const Sequence*>(seq);
+  item.k = head_rows(s, layer, 0, item.g);
+  item.v = head_rows(s, layer, 1, item.g);
 }
 
 void CpuCachedCache::do_prefill(SeqId id, const float* x, int n, float* out) {
   const std::size_t width = static_cast<std::size_t>(config().d_model);
-  reserve_rows(n);
+  decoder_.reserve(n);
   Sequence& s = seqs_.at(id);
-  std::copy_n(x, static_cast<std::size_t>(n) * width, x_.data());
-  for (int i = 0; i < n; ++i) {
-    rows_[static_cast<std::size_t>(i)] = &s;
-    pos_[static_cast<std::size_t>(i)] = s.length + i;
-  }
-  run_step(n);
+  std::copy_n(x, static_cast<std::size_t>(n) * width, decoder_.x());
+  for (int i = 0; i < n; ++i) decoder_.set_row(i, &s, s.length + i);
+  decoder_.run(n, *this, counters());
   s.length += n;
-  std::copy_n(x_.data(), static_cast<std::size_t>(n) * width, out);
+  std::copy_n(decoder_.x(), static_cast<std::size_t>(n) * width, out);
 }
 
 void CpuCachedCache::do_decode(const std::vector<SeqId>& ids, const float* x, float* out) {
   const int n = static_cast<int>(ids.size());
   const std::size_t width = static_cast<std::size_t>(config().d_model);
-  reserve_rows(n);
-  std::copy_n(x, static_cast<std::size_t>(n) * width, x_.data());
+  decoder_.reserve(n);
+  std::copy_n(x, static_cast<std::size_t>(n) * width, decoder_.x());
   for (int i = 0; i < n; ++i) {
-    Sequence& s = seqs_.at(ids[static_cast<std::size_t>(i)]);
-    rows_[static_cast<std::size_t>(i)] = &s;
-    pos_[static_cast<std::size_t>(i)] = s.length;
+    const Sequence& s = seqs_.at(ids[static_cast<std::size_t>(i)]);
+    decoder_.set_row(i, &s, s.length);
   }
-  run_step(n);
-  for (int i = 0; i < n; ++i) ++rows_[static_cast<std::size_t>(i)]->length;
-  std::copy_n(x_.data(), static_cast<std::size_t>(n) * width, out);
-}
-
-void CpuCachedCache::run_step(int n) {
-  const ModelConfig& c = config();
-  const std::size_t qkv_width = static_cast<std::size_t>(c.q_width() + 2 * c.kv_width());
-  std::uint64_t keys = 0;  // sum over rows of the keys each row's queries see
-  for (int i = 0; i < n; ++i) keys += static_cast<std::uint64_t>(pos_[i]) + 1;
-
-  for (int l = 0; l < c.layers; ++l) {
-    const LayerPack& w = packed_[static_cast<std::size_t>(l)];
-    auto project_qkv = [&](int i, int) {
-      const RowBlock& b = qkv_blocks_[static_cast<std::size_t>(i)];
-      project_rows(w.wqkv.get(), c.d_model, b.r0, b.r1, x_.data(), c.d_model, n, qkv_.data(),
-                   qkv_width, false);
-    };
-    pool_.run(static_cast<int>(qkv_blocks_.size()), project_qkv, worth_threads(qkv_work_, n));
-    write_kv(l, n);
-    counters().kv_projection_rows += static_cast<std::uint64_t>(n);
-
-    plan_attention(l, n);
-    auto attend_item = [&](int i, int thread) {
-      const AttnItem& item = items_[static_cast<std::size_t>(i)];
-      AttnScratch& s = scratch_[static_cast<std::size_t>(thread)];
-      attend(shape_, item, qkv_.data(), qkv_width, s);  // q: the first H*d columns
-      if (item.slot < 0) {
-        store_output(shape_, item, s, o_.data());
-      } else {
-        store_partial(shape_, item, s, partials_.data());
-      }
-    };
-    pool_.run(static_cast<int>(items_.size()), attend_item, attention_work_ >= kMinParallelBytes);
-    for (const AttnMerge& merge : merges_) {
-      merge_partials(shape_, merge, partials_.data(), o_.data());
-    }
-    for (const AttnItem& item : items_) {
-      counters().kv_bytes_read += static_cast<std::uint64_t>(item.key_end - item.key_begin) *
-                                  2u * c.head_dim * sizeof(float);
-    }
-    counters().qk_dot_products += keys * static_cast<std::uint64_t>(c.heads);
-
-    // x += W_o o: the residual stream becomes the next layer's input.
-    auto project_out = [&](int i, int) {
-      const RowBlock& b = out_blocks_[static_cast<std::size_t>(i)];
-      project_rows(w.wo.get(), c.q_width(), b.r0, b.r1, o_.data(), c.q_width(), n, x_.data(),
-                   c.d_model, true);
-    };
-    pool_.run(static_cast<int>(out_blocks_.size()), project_out, worth_threads(out_work_, n));
-  }
-}
-
-void CpuCachedCache::write_kv(int layer, int n) {
-  const ModelConfig& c = config();
-  const int d = c.head_dim;
-  const std::size_t qkv_width = static_cast<std::size_t>(c.q_width() + 2 * c.kv_width());
-  for (int i = 0; i < n; ++i) {
-    const float* row = qkv_.data() + static_cast<std::size_t>(i) * qkv_width + c.q_width();
-    const std::size_t at = static_cast<std::size_t>(pos_[i]) * d;
-    for (int g = 0; g < c.kv_heads; ++g) {
-      std::copy_n(row + g * d, d, head_rows(*rows_[i], layer, 0, g) + at);
-      std::copy_n(row + c.kv_width() + g * d, d, head_rows(*rows_[i], layer, 1, g) + at);
-    }
-  }
-}
-
-int CpuCachedCache::split_target(int n) const {
-  const int threads = pool_.size();
-  std::uint64_t keys = 0;
-  for (int i = 0; i < n; ++i) keys += static_cast<std::uint64_t>(pos_[i]) + 1;
-  keys *= static_cast<std::uint64_t>(config().kv_heads);
-  const std::uint64_t bytes = keys * 2u * config().head_dim * sizeof(float);
-  if (threads == 1 || bytes < kMinParallelBytes) return 0;
-  // Aim at >= 4 items per thread so that dynamic claiming evens out the ends, but keep
-  // chunks long (>= 512 keys) so the merge and the item overhead stay negligible.
-  const std::uint64_t want = (keys + 4u * threads - 1) / (4u * threads);
-  return static_cast<int>(std::min<std::uint64_t>(std::max<std::uint64_t>(512, want),
-                                                  static_cast<std::uint64_t>(config().capacity)));
-}
-
-void CpuCachedCache::plan_attention(int layer, int n) {
-  const ModelConfig& c = config();
-  const int target = split_target(n);
-  items_.clear();
-  merges_.clear();
-  attention_work_ = 0;
-  int slots = 0;
-  for (int i = 0; i < n;) {
-    // A block: consecutive rows of one sequence at consecutive positions (a prefill).
-    int rows = 1;
-    while (i + rows < n && rows < prefill_block_ && rows_[i + rows] == rows_[i] &&
-           pos_[i + rows] == pos_[i] + rows) {
-      ++rows;
-    }
-    const int keys = pos_[i] + rows;
-    for (int g = 0; g < c.kv_heads; ++g) {
-      AttnItem item;
-      item.row0 = i;
-      item.rows = rows;
-      item.g = g;
-      item.pos0 = pos_[i];
-      item.k = head_rows(*rows_[i], layer, 0, g);
-      item.v = head_rows(*rows_[i], layer, 1, g);
-      attention_work_ += static_cast<std::uint64_t>(keys) * rows * 2u * c.head_dim * 4u;
-      if (rows > 1 || target == 0 || keys <= target) {
-        item.key_end = keys;
-        items_.push_back(item);
-        continue;
-      }
-      // Split-KV: one decode row's keys in equal chunks (whole tiles), combined by a merge.
-      const int pieces = (keys + target - 1) / target;
-      const int chunk = ((keys + pieces - 1) / pieces + shape_.tile - 1) / shape_.tile * shape_.tile;
-      merges_.push_back(AttnMerge{i, g, slots, 0});
-      for (int k0 = 0; k0 < keys; k0 += chunk) {
-        item.key_begin = k0;
-        item.key_end = std::min(keys, k0 + chunk);
-        item.slot = slots++;
-        ++merges_.back().slots;
-        items_.push_back(item);
-      }
-    }
-    i += rows;
-  }
-  const std::size_t need = static_cast<std::size_t>(slots) * partial_floats(shape_);
-  if (partials_.size() < need) partials_.resize(need);
-  // Longest items first, so the last ones claimed are short and threads finish together.
-  if (pool_.size() > 1) {
-    std::sort(items_.begin(), items_.end(), [](const AttnItem& a, const AttnItem& b) {
-      return a.rows * (a.key_end - a.key_begin) > b.rows * (b.key_end - b.key_begin);
-    });
-  }
+  decoder_.run(n, *this, counters());
+  for (SeqId id : ids) ++seqs_.at(id).length;
+  std::copy_n(decoder_.x(), static_cast<std::size_t>(n) * width, out);
 }
 
 }  // namespace
