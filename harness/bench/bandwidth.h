@@ -23,13 +23,13 @@ struct Bandwidth {
 };
 
 // REQUIRES: buffer_bytes >= 4096 (a multiple of 512 is used: the rest is dropped);
-//           passes >= 1. Choose buffer_bytes well above the last-level cache (4x) so that
+//           passes >= 1. Choose buffer_bytes well above the last-level cache (8x) so that
 //           passes stream from memory rather than from cache.
 // RETURNS: the best pass of each kind, after one untimed pass that faults the pages in.
 Bandwidth measure_bandwidth(std::size_t buffer_bytes, int passes);
 
 // The read pass's kernel: the wrapping sum of `count` 64-bit words, read as 8 concurrent
-// streams (contiguous eighths) into vector accumulators.
+// streams (contiguous eighths) into vector accumulators: sum_words_variant(data, count, 8, 2).
 // REQUIRES: count is a multiple of 64.
 std::uint64_t sum_words(const std::uint64_t* data, std::size_t count);
 
