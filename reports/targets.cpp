@@ -204,6 +204,7 @@ void Analyzer::threads_target() {
                          "bytes (weights + K/V) are >= 8x the last-level cache",
                          ">= 1.8x faster", 1.8);
   const FloorPoint* worst_one = nullptr;
+  const Measurement* worst_two = nullptr;
   double worst = kNaN;
   std::string informative;
   for (const auto& one : a_.floors) {
@@ -220,15 +221,14 @@ void Analyzer::threads_target() {
     if (!(worst <= ratio)) {
       worst = ratio;
       worst_one = &one;
+      worst_two = two;
     }
   }
   if (worst_one) {
-    const Measurement* two = d_.find(BenchKind::decode_step, "cpu_cached", 2,
-                                     static_cast<int>(worst_one->position));
     settle(t, worst,
            "lowest time(1 thread) / time(2 threads) over the DRAM-bound positions, at t = " +
                sig(worst_one->position) + ": " + seconds_text(worst_one->measured_seconds) +
-               " / " + seconds_text(two->seconds));
+               " / " + seconds_text(worst_two->seconds));
     // A DRAM-bound step cannot scale past the memory: say how far the reference itself does.
     const auto* r1 = d_.reference_for(1);
     const auto* r2 = d_.reference_for(2);
