@@ -79,6 +79,8 @@ KvCache::KvCache(std::string name, std::shared_ptr<const ModelWeights> weights,
   require(options_.threads >= 1, name_, ": threads must be >= 1, got ", options_.threads);
   require(options_.block_size >= 1, name_, ": block_size must be >= 1 (tokens per block), got ",
           options_.block_size);
+  require(options_.prefix_hash_bits >= 0 && options_.prefix_hash_bits <= 64, name_,
+          ": prefix_hash_bits must be 0 (full width) to 64, got ", options_.prefix_hash_bits);
 }
 
 void KvCache::check_live(const char* op, SeqId id) const {
@@ -122,13 +124,14 @@ SeqId KvCache::create_sequence() {
   return id;
 }
 
-std::vector<float> KvCache::prefill(SeqId id, const std::vector<float>& tokens) {
+std::vector<float> KvCache::prefill(SeqId id, const std::vector<float>& tokens,
+                                    PrefillRows rows) {
   if (KvCacheObserver* o = t_observer) {
     const auto it = lengths_.find(id);
     const int have = it == lengths_.end() ? 0 : it->second;
     const int n = static_cast<int>(tokens.size() / static_cast<std::size_t>(config().d_model));
     return observed(o, *this, event_of(CacheOp::prefill, n, have, have + n), n > 0,
-                    [&] { return prefill(id, tokens); });
+                    [&] { return prefill(id, tokens, rows); });
   }
   check_live("prefill", id);
   const std::size_t width = static_cast<std::size_t>(config().d_model);
@@ -139,10 +142,23 @@ std::vector<float> KvCache::prefill(SeqId id, const std::vector<float>& tokens) 
   const int have = lengths_.at(id);
   require(have + n <= config().capacity, name_, ".prefill: sequence ", id, " holds ", have,
           " tokens; ", n, " more would pass capacity ", config().capacity);
+  if (rows == PrefillRows::last) {
+    std::vector<float> out(n > 0 ? width : 0);
+    if (n > 0) do_prefill_last(id, tokens.data(), n, out.data());
+    lengths_[id] = have + n;
+    return out;
+  }
   std::vector<float> out(tokens.size());
   if (n > 0) do_prefill(id, tokens.data(), n, out.data());
   lengths_[id] = have + n;
   return out;
+}
+
+void KvCache::do_prefill_last(SeqId id, const float* x, int n, float* out) {
+  const std::size_t width = static_cast<std::size_t>(config().d_model);
+  std::vector<float> all(static_cast<std::size_t>(n) * width);
+  do_prefill(id, x, n, all.data());
+  std::copy_n(all.data() + static_cast<std::size_t>(n - 1) * width, width, out);
 }
 
 std::vector<float> KvCache::decode(const std::vector<SeqId>& ids,

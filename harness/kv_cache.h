@@ -70,7 +70,16 @@ struct ImplOptions {
   // without blocks; block_size < 1 is rejected by every implementation's constructor.
   int block_size = 16;
   std::uint64_t kv_budget_bytes = 0;
+  // Prefix caches (prefix_cached), a test hook: the lookup key keeps only the low
+  // `prefix_hash_bits` bits of each block's chained hash (0: the full 64 bits), so that with a
+  // few bits unrelated blocks collide in every run and the content check is what keeps a
+  // lookup right. Ignored by implementations without a prefix cache; 0..64.
+  int prefix_hash_bits = 0;
 };
+
+// What prefill returns: every row's output, or only the last row's (what serving needs to
+// sample the next token; a prefix cache then computes nothing for the rows it reuses).
+enum class PrefillRows { all, last };
 
 class KvCache;
 
@@ -140,8 +149,10 @@ class KvCache {
   // Phase 1: appends the n = tokens.size() / d_model prompt rows to sequence `id`.
   // REQUIRES: id live; tokens.size() a multiple of d_model; all finite;
   //           length(id) + n <= capacity.
-  // RETURNS: the n output rows [n, d_model] (the last layer's outputs).
-  std::vector<float> prefill(SeqId id, const std::vector<float>& tokens);
+  // RETURNS: the n output rows [n, d_model] (the last layer's outputs); with
+  // PrefillRows::last only the last row [1, d_model] (none when n = 0).
+  std::vector<float> prefill(SeqId id, const std::vector<float>& tokens,
+                             PrefillRows rows = PrefillRows::all);
 
   // Phase 2: one token for each sequence in `ids` (distinct, live, below capacity).
   // REQUIRES: tokens.size() == ids.size() * d_model; all finite.
@@ -182,6 +193,9 @@ class KvCache {
   virtual void do_create(SeqId id) = 0;
   // x: [n, d_model], out: [n, d_model]; the sequence holds `length(id)` tokens before.
   virtual void do_prefill(SeqId id, const float* x, int n, float* out) = 0;
+  // PrefillRows::last: out is [1, d_model], the last row's output. By default do_prefill
+  // into scratch, then the last row; a cache that can skip rows overrides it.
+  virtual void do_prefill_last(SeqId id, const float* x, int n, float* out);
   // x, out: [ids.size(), d_model].
   virtual void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) = 0;
   virtual void do_fork(SeqId parent, SeqId child) = 0;

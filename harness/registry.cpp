@@ -55,6 +55,8 @@ void Registry::add(ImplInfo info) {
           "registry: implementation '", info.name,
           "' declares kv_read_model per_group_of_n with kv_read_group ", info.caps.kv_read_group,
           " (must be >= 1)");
+  require(!info.caps.prefix_cache || info.caps.blocks, "registry: implementation '", info.name,
+          "' declares prefix_cache without blocks (a prefix cache indexes its blocks)");
   entries_.push_back(std::make_unique<ImplInfo>(std::move(info)));
 }
 

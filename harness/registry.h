@@ -40,6 +40,12 @@ struct Capabilities {
   // forks): bytes_held is blocks_in_use * block bytes, not the per-token formula, and the
   // block properties (block_boundaries, pool_accounting, ...) run on it.
   bool blocks = false;
+  // A prefix cache over its blocks (prefix_cached): full blocks stay indexed by their
+  // chained content after their sequences let go, are reused by a later prompt with the same
+  // prefix (Stats::prefix_hit_tokens) and evicted least recently used when the pool needs
+  // room (ImplOptions::prefix_hash_bits shrinks the lookup key, a test hook). REQUIRES
+  // blocks; the prefix_reuse property and the block model's cache run on it.
+  bool prefix_cache = false;
   // Measured by `kvbench gate`. false: left out (reported as a skip row) until the baseline
   // records it; paged is, until its benchmarks are added (issue 10, second half).
   bool gated = true;
