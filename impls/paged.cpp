@@ -87,11 +87,18 @@ std::uint64_t max_blocks_of(const ModelConfig& c, const ImplOptions& o) {
 class PagedCache final : public KvCache, private cpu::KvStore {
  public:
   PagedCache(std::shared_ptr<const ModelWeights> model, const ImplOptions& options, Fault fault,
-             const char* name);
+             const char* name, bool prefix);
 
  private:
   void do_create(SeqId id) override { seqs_[id] = BlockTable{}; }
-  void do_prefill(SeqId id, const float* x, int n, float* out) override;
+  void do_prefill(SeqId id, const float* x, int n, float* out) override {
+    prefill_rows(id, x, n, out, true);
+  }
+  void do_prefill_last(SeqId id, const float* x, int n, float* out) override {
+    prefill_rows(id, x, n, out, false);
+  }
+  // A prefill; out holds every row's output (all_rows) or the last row's.
+  void prefill_rows(SeqId id, const float* x, int n, float* out, bool all_rows);
   void do_decode(const std::vector<SeqId>& ids, const float* x, float* out) override;
   void do_fork(SeqId parent, SeqId child) override;
   void do_drop(SeqId id) override;
@@ -107,11 +114,17 @@ class PagedCache final : public KvCache, private cpu::KvStore {
   // Takes the blocks the writes need (Error naming what it needed, what was free and the
   // budget when they do not fit; nothing changed then), copy-on-write included.
   void reserve_blocks(const std::vector<PendingWrite>& writes, const char* op);
+  // Throws the budget error when `need` blocks are more than can be taken once `revived`
+  // cached blocks (a prefix hit's) are back in use.
+  void check_fits(std::uint64_t need, std::uint64_t revived, const char* op) const;
+  // Prefix caches: keeps the input and output rows of the n staged rows beside their blocks.
+  void keep_rows(const BlockTable& t, int from_pos, const float* x, const float* y, int n);
   // The decoder's KvStore: position pos of a table is row pos % block_size of its block
   // pos / block_size, in each (layer, K|V, g) sub-array.
   void write(const void* seq, int layer, int pos, const float* k, const float* v) override;
   void address(const void* seq, int layer, AttnItem& item) const override;
 
+  const bool prefix_;  // prefix_cached: the pool's prefix index is on
   const int block_size_;
   const std::uint64_t block_bytes_;
   BlockPool blocks_;
@@ -121,13 +134,23 @@ class PagedCache final : public KvCache, private cpu::KvStore {
   std::vector<PendingWrite> writes_;  // this step's writes, for reserve_blocks
 };
 
+paged::PrefixSetup prefix_setup(const ModelConfig& c, const ImplOptions& o, bool enabled) {
+  paged::PrefixSetup p;
+  p.enabled = enabled;
+  p.row_floats = c.d_model;
+  p.hash_bits = o.prefix_hash_bits;
+  return p;
+}
+
 PagedCache::PagedCache(std::shared_ptr<const ModelWeights> model, const ImplOptions& options,
-                       Fault fault, const char* name)
+                       Fault fault, const char* name, bool prefix)
     : KvCache(name, std::move(model), options),
+      prefix_(prefix),
       block_size_(options.block_size),
       block_bytes_(block_bytes_of(config(), std::max(1, options.block_size))),
       blocks_(layout_of(config(), std::max(1, options.block_size)),
-              max_blocks_of(config(), options), options.poison_unused, fault),
+              max_blocks_of(config(), options), options.poison_unused, fault,
+              prefix_setup(config(), options, prefix)),
       decoder_(config(), weights(), options.threads, cpu::Decoder::Kernel::blocks, "paged") {}
 
 // ---- sequences ----------------------------------------------------------------------------
@@ -168,29 +191,50 @@ KvCache::Memory PagedCache::memory_in_use() const {
   Memory m;
   m.blocks_in_use = blocks_.in_use();
   m.blocks_free = blocks_.free_blocks();
+  m.blocks_cached = blocks_.cached_blocks();
   m.held = m.blocks_in_use * block_bytes_;
-  m.reserved = blocks_.bytes_allocated();
+  // The slabs, and a prefix cache's input and output rows kept beside them.
+  m.reserved = blocks_.bytes_allocated() + blocks_.side_bytes();
   return m;
+}
+
+void PagedCache::check_fits(std::uint64_t need, std::uint64_t revived, const char* op) const {
+  const std::uint64_t available = blocks_.available();
+  const std::uint64_t free = available - std::min(available, revived);
+  if (need <= free) return;
+  fail(name(), ".", op, ": needs ", need, " more blocks of ", block_bytes_, " bytes, ", free,
+       " free of the budget's ", blocks_.max_blocks(), " blocks (kv_budget_bytes ",
+       options().kv_budget_bytes, ", block_size ", block_size_,
+       prefix_ ? "; cached blocks count as free: they are evicted to make room" : "", ")");
 }
 
 void PagedCache::reserve_blocks(const std::vector<PendingWrite>& writes, const char* op) {
   const std::uint64_t need = blocks_.blocks_needed(writes);
-  const std::uint64_t free = blocks_.available();
-  if (need > free) {
-    if (blocks_.fault() == Fault::half_write) {
-      // Planted: takes what it can before noticing (the bug the budget property catches).
-      for (const PendingWrite& w : writes) {
-        if (blocks_.blocks_needed({w}) > blocks_.available()) break;
-        blocks_.prepare_write(*w.table, w.n);
-      }
+  if (need > blocks_.available() && blocks_.fault() == Fault::half_write) {
+    // Planted: takes what it can before noticing (the bug the budget property catches).
+    for (const PendingWrite& w : writes) {
+      if (blocks_.blocks_needed({w}) > blocks_.available()) break;
+      blocks_.prepare_write(*w.table, w.n);
     }
-    fail(name(), ".", op, ": needs ", need, " more blocks of ", block_bytes_, " bytes, ", free,
-         " free of the budget's ", blocks_.max_blocks(), " blocks (kv_budget_bytes ",
-         options().kv_budget_bytes, ", block_size ", block_size_, ")");
   }
+  check_fits(need, 0, op);
   const std::uint64_t copies = blocks_.cow_copies();
+  const std::uint64_t evictions = blocks_.evictions();
   for (const PendingWrite& w : writes) blocks_.prepare_write(*w.table, w.n);
   counters().cow_copies += blocks_.cow_copies() - copies;
+  counters().evictions += blocks_.evictions() - evictions;
+}
+
+void PagedCache::keep_rows(const BlockTable& t, int from_pos, const float* x, const float* y,
+                           int n) {
+  if (!prefix_) return;
+  const std::size_t dm = static_cast<std::size_t>(config().d_model);
+  for (int i = 0; i < n; ++i) {
+    const int p = from_pos + i;
+    const paged::BlockId b = t.ids[static_cast<std::size_t>(p / block_size_)];
+    std::copy_n(x + i * dm, dm, blocks_.input_row(b, p % block_size_));
+    std::copy_n(y + i * dm, dm, blocks_.output_row(b, p % block_size_));
+  }
 }
 
 // ---- steps --------------------------------------------------------------------------------
@@ -215,17 +259,49 @@ void PagedCache::address(const void* seq, int layer, AttnItem& item) const {
   item.overread = blocks_.fault() == Fault::boundary_off_by_one ? 1 : 0;
 }
 
-void PagedCache::do_prefill(SeqId id, const float* x, int n, float* out) {
+void PagedCache::prefill_rows(SeqId id, const float* x, int n, float* out, bool all_rows) {
   BlockTable& t = seqs_.at(id);
-  writes_.assign(1, PendingWrite{&t, n});
-  reserve_blocks(writes_, "prefill");  // before anything else changes
+  const int from = t.length;
   const std::size_t width = static_cast<std::size_t>(config().d_model);
-  decoder_.reserve(n);
-  std::copy_n(x, static_cast<std::size_t>(n) * width, decoder_.x());
-  for (int i = 0; i < n; ++i) decoder_.set_row(i, &t, t.length + i);
-  decoder_.run(n, *this, counters());
-  t.length += n;
-  std::copy_n(decoder_.x(), static_cast<std::size_t>(n) * width, out);
+  // A prefix cache reuses the indexed blocks that continue this table with the prompt's
+  // full blocks; only the rows after them are computed.
+  const std::vector<paged::BlockId> hits = blocks_.match(t, x, n);
+  const int h = static_cast<int>(hits.size()) * block_size_;
+  const int rest = n - h;
+  if (!hits.empty()) {
+    // Before anything changes: the hits leave the cached blocks, the rest takes new ones
+    // (the table is at a block boundary, so nothing is copied).
+    const std::uint64_t need = (static_cast<std::uint64_t>(rest) + block_size_ - 1) /
+                               static_cast<std::uint64_t>(block_size_);
+    check_fits(need, blocks_.unreferenced(hits), "prefill");
+    blocks_.attach(t, hits);
+    counters().prefix_hit_tokens += static_cast<std::uint64_t>(h);
+  }
+  if (rest > 0) {
+    writes_.assign(1, PendingWrite{&t, rest});
+    reserve_blocks(writes_, "prefill");  // before anything else changes (when no hit)
+    decoder_.reserve(rest);
+    const float* xr = x + static_cast<std::size_t>(h) * width;
+    std::copy_n(xr, static_cast<std::size_t>(rest) * width, decoder_.x());
+    for (int i = 0; i < rest; ++i) decoder_.set_row(i, &t, t.length + i);
+    decoder_.run(rest, *this, counters());
+    keep_rows(t, t.length, xr, decoder_.x(), rest);
+    t.length += rest;
+  }
+  if (all_rows) {
+    for (int r = 0; r < h; ++r) {  // the reused rows' outputs, kept with their blocks
+      std::copy_n(blocks_.output_row(hits[static_cast<std::size_t>(r / block_size_)],
+                                     r % block_size_),
+                  width, out + static_cast<std::size_t>(r) * width);
+    }
+    std::copy_n(decoder_.x(), static_cast<std::size_t>(rest) * width,
+                out + static_cast<std::size_t>(h) * width);
+  } else if (rest > 0) {
+    std::copy_n(decoder_.x() + static_cast<std::size_t>(rest - 1) * width, width, out);
+  } else {
+    std::copy_n(blocks_.output_row(hits.back(), block_size_ - 1), width, out);
+  }
+  blocks_.index_full(t, from);
 }
 
 void PagedCache::do_decode(const std::vector<SeqId>& ids, const float* x, float* out) {
@@ -241,7 +317,13 @@ void PagedCache::do_decode(const std::vector<SeqId>& ids, const float* x, float*
     decoder_.set_row(i, &t, t.length);
   }
   decoder_.run(n, *this, counters());
-  for (SeqId id : ids) ++seqs_.at(id).length;
+  for (int i = 0; i < n; ++i) {
+    BlockTable& t = seqs_.at(ids[static_cast<std::size_t>(i)]);
+    keep_rows(t, t.length, x + static_cast<std::size_t>(i) * width,
+              decoder_.x() + static_cast<std::size_t>(i) * width, 1);
+    ++t.length;
+    if (prefix_ && t.length % block_size_ == 0) blocks_.index_full(t, t.length - 1);
+  }
   std::copy_n(decoder_.x(), static_cast<std::size_t>(n) * width, out);
 }
 
@@ -249,8 +331,9 @@ void PagedCache::do_decode(const std::vector<SeqId>& ids, const float* x, float*
 
 std::unique_ptr<KvCache> make_paged_cache(std::shared_ptr<const ModelWeights> weights,
                                           const ImplOptions& options, paged::Fault fault,
-                                          const char* name) {
-  return std::unique_ptr<KvCache>(new PagedCache(std::move(weights), options, fault, name));
+                                          const char* name, bool prefix) {
+  return std::unique_ptr<KvCache>(
+      new PagedCache(std::move(weights), options, fault, name, prefix));
 }
 
 void register_paged(Registry& registry) {
@@ -272,6 +355,19 @@ void register_paged(Registry& registry) {
     return make_paged_cache(std::move(weights), options);
   };
   registry.add(std::move(info));
+
+  ImplInfo prefix;
+  prefix.name = "prefix_cached";
+  prefix.description =
+      "paged plus a prefix cache: full blocks indexed by a chained hash of their inputs "
+      "(content-checked), reused by later prompts, evicted least recently used";
+  prefix.device = "cpu";
+  prefix.caps = registry.get("paged").caps;
+  prefix.caps.prefix_cache = true;
+  prefix.create = [](std::shared_ptr<const ModelWeights> weights, const ImplOptions& options) {
+    return make_paged_cache(std::move(weights), options, Fault::none, "prefix_cached", true);
+  };
+  registry.add(std::move(prefix));
 }
 
 }  // namespace kvbench

@@ -11,11 +11,12 @@
 
 namespace kvbench {
 
-// RETURNS: a paged cache named `name` whose pool and attention carry `fault`
+// RETURNS: a paged cache named `name` (with the prefix index: prefix_cached) whose pool and
+// attention carry `fault`
 // (paged::Fault::none: the real implementation). Throws Error like the registry's create.
 std::unique_ptr<KvCache> make_paged_cache(std::shared_ptr<const ModelWeights> weights,
                                           const ImplOptions& options,
                                           paged::Fault fault = paged::Fault::none,
-                                          const char* name = "paged");
+                                          const char* name = "paged", bool prefix = false);
 
 }  // namespace kvbench

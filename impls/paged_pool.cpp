@@ -2,6 +2,7 @@
 #include "impls/paged_pool.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <map>
 
@@ -10,8 +11,14 @@
 namespace kvbench {
 namespace paged {
 
-BlockPool::BlockPool(BlockLayout layout, std::uint64_t max_blocks, bool poison, Fault fault)
-    : layout_(layout), max_blocks_(max_blocks), poison_(poison), fault_(fault) {
+BlockPool::BlockPool(BlockLayout layout, std::uint64_t max_blocks, bool poison, Fault fault,
+                     PrefixSetup prefix)
+    : layout_(layout), max_blocks_(max_blocks), poison_(poison), fault_(fault), prefix_(prefix) {
+  require(!prefix.enabled || (prefix.row_floats >= 1 && prefix.hash_bits >= 0 &&
+                              prefix.hash_bits <= 64),
+          "paged: a prefix index needs row_floats >= 1 and hash_bits 0..64, got ",
+          prefix.row_floats, ", ", prefix.hash_bits);
+  if (prefix.hash_bits > 0 && prefix.hash_bits < 64) hash_mask_ = (1ull << prefix.hash_bits) - 1;
   require(layout.arrays >= 1 && layout.rows >= 1 && layout.row_floats >= 1,
           "paged: a block layout needs arrays, rows and row_floats >= 1, got ", layout.arrays,
           ", ", layout.rows, ", ", layout.row_floats);
@@ -46,6 +53,10 @@ void BlockPool::grow() {
     data_.push_back(base + i * layout_.array_floats());
     refs_.push_back(0);
   }
+  if (prefix_.enabled) {
+    meta_.resize(data_.size());
+    side_.resize(data_.size() * 2 * layout_.rows * static_cast<std::size_t>(prefix_.row_floats));
+  }
   // Lowest id on top of the stack: fresh blocks are taken in address order.
   for (std::uint64_t i = n; i-- > 0;) free_.push_back(first + static_cast<BlockId>(i));
 }
@@ -53,7 +64,17 @@ void BlockPool::grow() {
 BlockId BlockPool::take() {
   require(available() > 0, "paged: take() with no block available (", in_use_, " of ",
           max_blocks_, " in use)");
-  if (free_.empty()) grow();
+  if (free_.empty()) {
+    if (max_blocks_ == 0 || data_.size() < max_blocks_) {
+      grow();
+    } else {  // the budget is reached: evict the least recently released cached block
+      const BlockId victim = lru_.front();
+      lru_.pop_front();
+      unindex(victim);
+      ++evictions_;
+      free_.push_back(victim);
+    }
+  }
   const BlockId id = free_.back();
   free_.pop_back();
   refs_[id] = 1;
@@ -62,11 +83,145 @@ BlockId BlockPool::take() {
   return id;
 }
 
+void BlockPool::share(BlockId id) {
+  if (refs_[id]++ != 0) return;
+  // A cached block comes back into use (a prefix hit): no longer evictable.
+  ++in_use_;
+  if (indexed(id) && fault_ != Fault::hit_not_revived) lru_.erase(meta_[id].lru);
+}
+
 void BlockPool::release(BlockId id) {
   if (--refs_[id] != 0) return;
   --in_use_;
+  if (indexed(id)) {  // stays cached, evictable once everything released before it is gone
+    if (fault_ == Fault::hit_not_revived && std::find(lru_.begin(), lru_.end(), id) != lru_.end()) {
+      return;  // planted: still in the list from before its hit
+    }
+    meta_[id].lru = lru_.insert(lru_.end(), id);
+    return;
+  }
   free_.push_back(id);
   if (poison_) poison_rows(id, 0);
+}
+
+// ---- prefix index ---------------------------------------------------------------------
+
+float* BlockPool::side_row(BlockId id, int r, int which) {
+  const std::size_t rf = static_cast<std::size_t>(prefix_.row_floats);
+  const std::size_t rows = static_cast<std::size_t>(layout_.rows);
+  return side_.data() + ((static_cast<std::size_t>(id) * 2 + which) * rows + r) * rf;
+}
+
+std::uint64_t BlockPool::chain(std::uint64_t parent_hash, const float* rows) const {
+  // FNV-1a over the rows' bit patterns, seeded with the predecessor's hash, then a
+  // splitmix64 finalizer so that the low bits (what hash_bits keeps) depend on every word.
+  std::uint64_t h = parent_hash ^ 0xcbf29ce484222325ull;
+  const std::size_t words = static_cast<std::size_t>(layout_.rows) * prefix_.row_floats;
+  for (std::size_t i = 0; i < words; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, rows + i, sizeof bits);
+    h = (h ^ bits) * 0x100000001b3ull;
+  }
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  h ^= h >> 31;
+  return h & hash_mask_;
+}
+
+BlockId BlockPool::find(BlockKey parent, std::uint64_t hash, const float* rows) const {
+  const std::size_t bytes =
+      static_cast<std::size_t>(layout_.rows) * prefix_.row_floats * sizeof(float);
+  auto [it, end] = index_.equal_range(hash);
+  for (; it != end; ++it) {
+    const BlockId c = it->second;
+    if (fault_ == Fault::collision_unchecked) return c;
+    const Meta& m = meta_[c];
+    if (m.hash != hash) continue;
+    if (fault_ != Fault::parent_unchecked && !(m.parent == parent)) continue;
+    if (std::memcmp(const_cast<BlockPool*>(this)->input_row(c, 0), rows, bytes) != 0) continue;
+    return c;
+  }
+  return kNoBlock;
+}
+
+std::vector<BlockId> BlockPool::match(const BlockTable& table, const float* x, int n) const {
+  std::vector<BlockId> hits;
+  const int B = layout_.rows;
+  if (!prefix_.enabled || table.length % B != 0) return hits;
+  BlockKey parent{kNoBlock, 0};
+  std::uint64_t hash = 0;
+  if (!table.ids.empty()) {
+    const BlockId last = table.ids.back();
+    if (!indexed(last)) return hits;
+    parent = BlockKey{last, meta_[last].gen};
+    hash = meta_[last].hash;
+  }
+  const std::size_t block_floats = static_cast<std::size_t>(B) * prefix_.row_floats;
+  for (int k = 0; (k + 1) * B <= n; ++k) {
+    const float* rows = x + static_cast<std::size_t>(k) * block_floats;
+    const std::uint64_t h = chain(hash, rows);
+    const BlockId found = find(parent, h, rows);
+    if (found == kNoBlock) break;
+    hits.push_back(found);
+    parent = BlockKey{found, meta_[found].gen};
+    hash = meta_[found].hash;
+  }
+  return hits;
+}
+
+std::uint64_t BlockPool::unreferenced(const std::vector<BlockId>& ids) const {
+  std::uint64_t n = 0;
+  for (BlockId id : ids) n += refs_[id] == 0 ? 1 : 0;
+  return n;
+}
+
+void BlockPool::attach(BlockTable& table, const std::vector<BlockId>& ids) {
+  for (BlockId id : ids) {
+    share(id);
+    table.ids.push_back(id);
+    table.data.push_back(data_[id]);
+  }
+  table.length += static_cast<int>(ids.size()) * layout_.rows;
+}
+
+void BlockPool::index_full(const BlockTable& table, int from_length) {
+  if (!prefix_.enabled) return;
+  const int B = layout_.rows;
+  for (int k = from_length / B; (k + 1) * B <= table.length; ++k) {
+    const BlockId b = table.ids[static_cast<std::size_t>(k)];
+    if (indexed(b)) continue;  // attached by a hit
+    BlockKey parent{kNoBlock, 0};
+    std::uint64_t hash = 0;
+    if (k > 0) {
+      const BlockId prev = table.ids[static_cast<std::size_t>(k - 1)];
+      if (!indexed(prev)) return;  // the chain is broken: nothing after it can be found
+      parent = BlockKey{prev, meta_[prev].gen};
+      hash = meta_[prev].hash;
+    }
+    const float* rows = input_row(b, 0);
+    const std::uint64_t h = chain(hash, rows);
+    if (find(parent, h, rows) != kNoBlock) return;  // a duplicate: the first one stays indexed
+    Meta& m = meta_[b];
+    m.indexed = true;
+    m.hash = h;
+    m.parent = parent;
+    ++m.gen;
+    index_.emplace(h, b);
+  }
+}
+
+void BlockPool::unindex(BlockId id) {
+  Meta& m = meta_[id];
+  auto [it, end] = index_.equal_range(m.hash);
+  for (; it != end; ++it) {
+    if (it->second == id) {
+      index_.erase(it);
+      break;
+    }
+  }
+  m.indexed = false;
 }
 
 void BlockPool::poison_rows(BlockId id, int from_row) const {
@@ -107,6 +262,11 @@ void BlockPool::prepare_write(BlockTable& table, int n) {
   if (n <= 0) return;
   const int B = layout_.rows;
   const int t = table.length;
+  // The partly held last block is indexed (its rows past t belong to a cached prefix): held
+  // alone, it stops being indexed before it is written; shared, it is copied below.
+  if (t % B != 0 && refs_[table.ids.back()] == 1 && indexed(table.ids.back())) {
+    unindex(table.ids.back());
+  }
   if (t % B != 0 && refs_[table.ids.back()] > 1 && fault_ != Fault::cow_without_copy) {
     // Copy-on-write: the rows [0, t % B) this table holds, of every sub-array.
     const BlockId old = table.ids.back();
@@ -114,6 +274,11 @@ void BlockPool::prepare_write(BlockTable& table, int n) {
     const std::size_t used = static_cast<std::size_t>(t % B) * layout_.row_floats;
     for (int a = 0; a < layout_.arrays; ++a) {
       std::copy_n(data_[old] + array_offset(a), used, data_[copy] + array_offset(a));
+    }
+    if (prefix_.enabled) {
+      const std::size_t side = static_cast<std::size_t>(t % B) * prefix_.row_floats;
+      std::copy_n(input_row(old, 0), side, input_row(copy, 0));
+      std::copy_n(output_row(old, 0), side, output_row(copy, 0));
     }
     release(old);  // still referenced by another table: never freed here
     table.ids.back() = copy;
@@ -144,6 +309,10 @@ void BlockPool::truncate(BlockTable& table, int length) {
     table.data.pop_back();
   }
   table.length = length;
+  // A last block cut into and held alone is rewritten from here: it leaves the index.
+  if (length % B != 0 && refs_[table.ids.back()] == 1 && indexed(table.ids.back())) {
+    unindex(table.ids.back());
+  }
   // The cut-off rows of a last block that no other table reads: stale from now on.
   if (poison_ && length % B != 0 && refs_[table.ids.back()] == 1) {
     poison_rows(table.ids.back(), length % B);

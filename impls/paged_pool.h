@@ -26,6 +26,18 @@
 // mapped when first written; 2 MiB when poisoning, which writes them whole), 8 to 4096
 // blocks, fewer if the budget is smaller; the last slab under a budget holds only the
 // blocks the budget still allows.
+// Prefix index (prefix caches, PrefixSetup::enabled): a full block whose predecessor in its
+// table is indexed (or that is a table's first block) is indexed when its last row is written,
+// under a hash chained over the predecessor's hash and the block's input rows (the rows the
+// sequence was fed, kept beside the block with the output rows they gave). A lookup walks a
+// prompt's full blocks from a table's end: a candidate is taken only if its predecessor is
+// the block just matched (id and generation: an evicted or rewritten block never leads to
+// its old successors) and its input rows equal the prompt's bitwise, so a hash collision
+// costs a miss, never a wrong block. A block whose count reaches 0 stays indexed (cached,
+// evictable) in least-recently-released order; taking a block when none is free and the
+// budget allows no growth evicts the least recently released one. An indexed block is never
+// written: a table that is to write into its partly held indexed last block (after a
+// truncate) unindexes it first when it is the only holder, else copies it.
 // With `poison`, a slab is filled with NaN when allocated, a block when it is freed and
 // when it is taken again (recycled), and the rows past a truncated length in an unshared
 // last block, so that reading stale memory shows up as NaN in verification runs.
@@ -34,6 +46,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <list>
+#include <unordered_map>
 #include <vector>
 
 #include "harness/aligned_buffer.h"
@@ -52,6 +66,17 @@ enum class Fault {
   half_write,           // a step that does not fit takes blocks until the pool runs out,
                         // keeps them, then throws
   boundary_off_by_one,  // attention reads one key past each block's end (paged.cpp)
+  // Prefix caches:
+  collision_unchecked,  // a lookup takes the first candidate of its hash bucket unverified
+  parent_unchecked,     // a lookup compares the block's rows but not its predecessor
+  hit_not_revived,      // a hit on a cached (unreferenced) block leaves it evictable
+};
+
+// The prefix index of a pool (prefix caches only).
+struct PrefixSetup {
+  bool enabled = false;
+  int row_floats = 1;  // floats per input and output row: d_model
+  int hash_bits = 0;   // bits of the chained hash kept (0: 64; the test hook)
 };
 
 struct BlockLayout {
@@ -80,7 +105,8 @@ struct PendingWrite {
 class BlockPool {
  public:
   // max_blocks: the most blocks the pool may hold (0: unlimited). REQUIRES: layout sizes >= 1.
-  BlockPool(BlockLayout layout, std::uint64_t max_blocks, bool poison, Fault fault = Fault::none);
+  BlockPool(BlockLayout layout, std::uint64_t max_blocks, bool poison, Fault fault = Fault::none,
+            PrefixSetup prefix = {});
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
 
@@ -91,10 +117,14 @@ class BlockPool {
   std::uint64_t max_blocks() const { return max_blocks_; }  // 0: unlimited
   std::uint64_t in_use() const { return in_use_; }        // referenced blocks
   std::uint64_t free_blocks() const { return free_.size(); }  // allocated, unreferenced
+  std::uint64_t cached_blocks() const { return lru_.size(); }  // unreferenced, indexed
+  std::uint64_t evictions() const { return evictions_; }
+  // Bytes of the input and output rows kept beside the blocks for the prefix index.
+  std::uint64_t side_bytes() const { return side_.size() * sizeof(float); }
   std::uint64_t allocated() const { return data_.size(); }
   std::uint64_t bytes_allocated() const { return bytes_allocated_; }
-  // RETURNS: blocks that can still be taken (free ones plus what the budget lets the pool
-  // grow by); UINT64_MAX when unlimited.
+  // RETURNS: blocks that can still be taken (free and cached ones plus what the budget lets
+  // the pool grow by); UINT64_MAX when unlimited.
   std::uint64_t available() const;
   std::uint64_t cow_copies() const { return cow_copies_; }
   Fault fault() const { return fault_; }
@@ -112,6 +142,28 @@ class BlockPool {
   // this write. Does not change table.length (the caller sets it once the rows are written).
   void prepare_write(BlockTable& table, int n);
 
+  // ---- prefix index (PrefixSetup::enabled; otherwise match() finds nothing) ----
+  // RETURNS: the indexed blocks that continue `table` with the full blocks of rows x[0, n)
+  // ([n, row_floats]), in order, up to the first miss. Nothing unless table.length is a
+  // multiple of rows and its last block (if any) is indexed.
+  std::vector<BlockId> match(const BlockTable& table, const float* x, int n) const;
+  // RETURNS: how many of `ids` are cached (unreferenced): attaching them takes them from
+  // what available() counts.
+  std::uint64_t unreferenced(const std::vector<BlockId>& ids) const;
+  // Appends the matched blocks to `table` (sharing them) and advances its length.
+  void attach(BlockTable& table, const std::vector<BlockId>& ids);
+  // Input and output rows of row r of block id: [row_floats] each.
+  float* input_row(BlockId id, int r) { return side_row(id, r, 0); }
+  float* output_row(BlockId id, int r) { return side_row(id, r, 1); }
+  const float* output_row(BlockId id, int r) const {
+    return const_cast<BlockPool*>(this)->side_row(id, r, 1);
+  }
+  // Indexes the blocks of `table` that are full now and were not before it held
+  // `from_length` tokens (in token order, each if its predecessor is indexed and no indexed
+  // block has the same predecessor and rows).
+  void index_full(const BlockTable& table, int from_length);
+  bool indexed(BlockId id) const { return !meta_.empty() && meta_[id].indexed; }
+
   // `child` (empty) shares every block of `parent`.
   void fork(const BlockTable& parent, BlockTable& child);
   // Keeps the first `length` tokens; releases the blocks past ceil(length / rows).
@@ -120,8 +172,28 @@ class BlockPool {
   void drop(BlockTable& table);
 
  private:
+  // Identity of an indexed block: its id and the generation it was indexed in.
+  struct BlockKey {
+    BlockId id;
+    std::uint32_t gen;
+    bool operator==(const BlockKey& o) const { return id == o.id && gen == o.gen; }
+  };
+  struct Meta {  // per block, prefix caches only
+    bool indexed = false;
+    std::uint64_t hash = 0;      // chained, kept to hash_bits
+    BlockKey parent{};           // the predecessor when indexed (root: id kNoBlock)
+    std::uint32_t gen = 0;       // bumped at every indexing
+    std::list<BlockId>::iterator lru;  // valid while cached
+  };
+  static constexpr BlockId kNoBlock = 0xffffffffu;
+  std::uint64_t chain(std::uint64_t parent_hash, const float* rows) const;
+  // RETURNS: the indexed block with this predecessor, hash and rows (kNoBlock: none).
+  BlockId find(BlockKey parent, std::uint64_t hash, const float* rows) const;
+  void unindex(BlockId id);
+  float* side_row(BlockId id, int r, int which);
+
   BlockId take();
-  void share(BlockId id) { ++refs_[id]; }
+  void share(BlockId id);
   void release(BlockId id);
   void grow();
   void poison_rows(BlockId id, int from_row) const;
@@ -139,6 +211,14 @@ class BlockPool {
   std::uint64_t in_use_ = 0;
   std::uint64_t bytes_allocated_ = 0;
   std::uint64_t cow_copies_ = 0;
+
+  PrefixSetup prefix_;
+  std::uint64_t hash_mask_ = ~0ull;
+  std::vector<Meta> meta_;                    // [allocated] when prefix_.enabled
+  std::vector<float> side_;                   // [allocated, 2, rows, prefix_.row_floats]
+  std::unordered_multimap<std::uint64_t, BlockId> index_;  // hash -> indexed blocks
+  std::list<BlockId> lru_;                    // cached blocks, least recently released first
+  std::uint64_t evictions_ = 0;
 };
 
 }  // namespace paged
