@@ -115,7 +115,8 @@ float* BlockPool::side_row(BlockId id, int r, int which) {
 std::uint64_t BlockPool::chain(std::uint64_t parent_hash, const float* rows) const {
   // FNV-1a over the rows' bit patterns, seeded with the predecessor's hash, then a
   // splitmix64 finalizer so that the low bits (what hash_bits keeps) depend on every word.
-  std::uint64_t h = parent_hash ^ 0xcbf29ce484222325ull;
+  // (Planted parent_unchecked: the hash of the block's own rows, not chained.)
+  std::uint64_t h = (fault_ == Fault::parent_unchecked ? 0 : parent_hash) ^ 0xcbf29ce484222325ull;
   const std::size_t words = static_cast<std::size_t>(layout_.rows) * prefix_.row_floats;
   for (std::size_t i = 0; i < words; ++i) {
     std::uint32_t bits;

@@ -68,7 +68,8 @@ enum class Fault {
   boundary_off_by_one,  // attention reads one key past each block's end (paged.cpp)
   // Prefix caches:
   collision_unchecked,  // a lookup takes the first candidate of its hash bucket unverified
-  parent_unchecked,     // a lookup compares the block's rows but not its predecessor
+  parent_unchecked,     // blocks hashed and compared by their own rows, not chained over
+                        // (nor checked against) their predecessor
   hit_not_revived,      // a hit on a cached (unreferenced) block leaves it evictable
 };
 

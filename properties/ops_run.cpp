@@ -18,13 +18,88 @@ int OpsRun::new_snapshot(std::vector<float> tokens, const std::string& origin) {
   return static_cast<int>(snapshots_.size()) - 1;
 }
 
-void OpsRun::record(const Live& s, const float* x, const float* y, int n) {
+void OpsRun::record(const Live& s, const float* x, const float* y, int n, bool last_only) {
   Snapshot& snap = snapshots_[static_cast<std::size_t>(s.snapshot)];
   const std::size_t dm = static_cast<std::size_t>(config().d_model);
+  const int op = static_cast<int>(log_.size()) - 1;
   snap.tokens.insert(snap.tokens.end(), x, x + n * dm);
+  if (last_only) {
+    if (n == 0) return;
+    snap.outputs.insert(snap.outputs.end(), static_cast<std::size_t>(n - 1) * dm, 0.0f);
+    snap.outputs.insert(snap.outputs.end(), y, y + dm);
+    snap.emitted_by.insert(snap.emitted_by.end(), static_cast<std::size_t>(n - 1), -1);
+    snap.emitted_by.push_back(op);
+    return;
+  }
   snap.outputs.insert(snap.outputs.end(), y, y + n * dm);
-  snap.emitted_by.insert(snap.emitted_by.end(), static_cast<std::size_t>(n),
-                         static_cast<int>(log_.size()) - 1);
+  snap.emitted_by.insert(snap.emitted_by.end(), static_cast<std::size_t>(n), op);
+}
+
+std::vector<float> OpsRun::prompt_rows(int n, const std::vector<float>& have) {
+  if (!impl_.caps.prefix_cache || n <= 0 || snapshots_.empty()) return fresh_rows(n);
+  const std::size_t dm = static_cast<std::size_t>(config().d_model);
+  const std::size_t B = static_cast<std::size_t>(model_.block_size());
+  const int kind = draw_uniform(3);  // 0 fresh, 1 continue a snapshot, 2 continue + graft
+  if (kind == 0) return fresh_rows(n);
+  std::vector<float> x;
+  // Snapshots that start with `have` and go on past it.
+  std::vector<const Snapshot*> next;
+  for (const Snapshot& s : snapshots_) {
+    if (s.tokens.size() > have.size() && same_bits(s.tokens.data(), have.data(), have.size())) {
+      next.push_back(&s);
+    }
+  }
+  if (!next.empty()) {
+    const Snapshot& s = *next[static_cast<std::size_t>(draw_uniform(static_cast<int>(next.size())))];
+    const int more = static_cast<int>((s.tokens.size() - have.size()) / dm);
+    const int take = *rc::gen::inRange(1, std::min(n, more) + 1);
+    x.assign(s.tokens.begin() + static_cast<long>(have.size()),
+             s.tokens.begin() + static_cast<long>(have.size() + static_cast<std::size_t>(take) * dm));
+  }
+  const std::size_t at = have.size() / dm + x.size() / dm;  // position the next row lands at
+  if (kind == 2 && at % B == 0 && x.size() / dm + B <= static_cast<std::size_t>(n)) {
+    // One whole block of some snapshot, aligned there and here.
+    std::vector<const Snapshot*> full;
+    for (const Snapshot& s : snapshots_) {
+      if (s.tokens.size() >= B * dm) full.push_back(&s);
+    }
+    if (!full.empty()) {
+      const Snapshot& s = *full[static_cast<std::size_t>(draw_uniform(static_cast<int>(full.size())))];
+      const int blocks = static_cast<int>(s.tokens.size() / (B * dm));
+      const std::size_t b = static_cast<std::size_t>(draw_uniform(blocks));
+      x.insert(x.end(), s.tokens.begin() + static_cast<long>(b * B * dm),
+               s.tokens.begin() + static_cast<long>((b + 1) * B * dm));
+    }
+  }
+  const int rest = n - static_cast<int>(x.size() / dm);
+  const std::vector<float> tail = fresh_rows(rest);
+  x.insert(x.end(), tail.begin(), tail.end());
+  return x;
+}
+
+void OpsRun::checked_prefill(const Live& s, const std::vector<float>& x) {
+  const int n = static_cast<int>(x.size() / static_cast<std::size_t>(config().d_model));
+  const auto others = others_rows({s.id});
+  auto fit = [&] { return model_.fit_prefill(s.id, x.data(), n, max_blocks_); };
+  if (!admitted(fit, [&] { cache_->prefill(s.id, x); }, "prefill")) return;
+  // Serving asks for the last row only: drawn per prefill (a prefix cache then computes
+  // nothing for the rows it reuses).
+  const bool last = *rc::gen::inRange(0, 3) == 0;
+  if (last) log_.back() += " (last row only)";
+  const std::vector<float> y = cache_->prefill(s.id, x, last ? PrefillRows::last : PrefillRows::all);
+  const int hits = model_.prefill(s.id, x.data(), n);
+  if (hits > 0) log_.back() += " (the model reuses " + std::to_string(hits) + " cached rows)";
+  const std::size_t want = last ? (n > 0 ? static_cast<std::size_t>(config().d_model) : 0) : x.size();
+  if (y.size() != want) {
+    fail("prefill returned " + std::to_string(y.size()) + " floats, expected " +
+         std::to_string(want));
+  }
+  record(s, x.data(), y.data(), n, last);
+  if (cache_->length(s.id) != length(s)) {
+    fail("prefill: length is " + std::to_string(cache_->length(s.id)) + ", expected " +
+         std::to_string(length(s)));
+  }
+  check_others(others, {s.id}, "the prefill of id " + std::to_string(s.id));
 }
 
 std::string OpsRun::context() const {
@@ -46,21 +121,30 @@ void OpsRun::fail(const std::string& what) const { fail_case(what + "\n  case: "
 
 void OpsRun::op_create(int n) {
   n = std::min(n, config().capacity);
+  op_create_rows(prompt_rows(n, {}), "");
+}
+
+void OpsRun::op_create_rows(const std::vector<float>& x, const std::string& what) {
+  const int n = static_cast<int>(x.size() / static_cast<std::size_t>(config().d_model));
   const SeqId id = cache_->create_sequence();
   model_.create(id);
-  log_.push_back("create -> id " + std::to_string(id) + ", prefill " + std::to_string(n));
+  log_.push_back("create -> id " + std::to_string(id) + ", prefill " + std::to_string(n) +
+                 what);
   Live s{id, new_snapshot({}, "id " + std::to_string(id) + " (created)")};
   live_.push_back(s);
-  const std::vector<float> x = fresh_rows(n);
-  std::vector<float> y;
-  const auto others = others_rows({id});
-  if (admitted({{id, n}}, [&] { cache_->prefill(id, x); }, "prefill")) {
-    y = cache_->prefill(id, x);
-    model_.write(id, n);
-    record(s, x.data(), y.data(), n);
-    check_others(others, {id}, "the prefill of id " + std::to_string(id));
-  }
+  checked_prefill(s, x);
   check_memory();
+}
+
+std::vector<float> OpsRun::shared_prompt(std::size_t i, int n, int fresh) {
+  const auto& t = snapshots_[static_cast<std::size_t>(live_[i].snapshot)].tokens;
+  const std::size_t dm = static_cast<std::size_t>(config().d_model);
+  const std::size_t m = std::min(t.size(), static_cast<std::size_t>(n) * dm);
+  std::vector<float> x(t.begin(), t.begin() + static_cast<long>(m));
+  const int room = config().capacity - static_cast<int>(m / dm);
+  const std::vector<float> tail = fresh_rows(std::max(0, std::min(fresh, room)));
+  x.insert(x.end(), tail.begin(), tail.end());
+  return x;
 }
 
 // Prefill onto a sequence that may hold tokens already: after a truncate (the block's
@@ -70,24 +154,7 @@ void OpsRun::op_prefill(std::size_t i, int n) {
   n = std::min(n, room_at(i));
   log_.push_back("prefill id " + std::to_string(s.id) + " with " + std::to_string(n) +
                  " rows onto " + std::to_string(length(s)) + " tokens");
-  const std::vector<float> x = fresh_rows(n);
-  const auto others = others_rows({s.id});
-  if (!admitted({{s.id, n}}, [&] { cache_->prefill(s.id, x); }, "prefill")) {
-    check_memory();
-    return;
-  }
-  const std::vector<float> y = cache_->prefill(s.id, x);
-  model_.write(s.id, n);
-  if (y.size() != x.size()) {
-    fail("prefill returned " + std::to_string(y.size()) + " floats for " +
-         std::to_string(x.size()));
-  }
-  record(s, x.data(), y.data(), n);
-  if (cache_->length(s.id) != length(s)) {
-    fail("prefill: length is " + std::to_string(cache_->length(s.id)) + ", expected " +
-         std::to_string(length(s)));
-  }
-  check_others(others, {s.id}, "the prefill of id " + std::to_string(s.id));
+  checked_prefill(s, prompt_rows(n, snapshots_[static_cast<std::size_t>(s.snapshot)].tokens));
   check_memory();
 }
 
@@ -105,23 +172,22 @@ void OpsRun::op_decode(unsigned mask, int steps) {
   for (int step = 0; step < steps; ++step) {
     std::vector<std::size_t> which;
     std::vector<SeqId> ids;
-    std::vector<std::pair<SeqId, int>> writes;
     for (std::size_t i = 0; i < k; ++i) {
       if ((mask & (1u << i)) && room_at(i) > 0) {
         which.push_back(i);
         ids.push_back(live_[i].id);
-        writes.emplace_back(live_[i].id, 1);
       }
     }
     if (ids.empty()) break;
     const std::vector<float> x = fresh_rows(static_cast<int>(ids.size()));
     const auto others = others_rows(ids);
-    if (!admitted(writes, [&] { cache_->decode(ids, x); }, "decode")) {
+    auto fit = [&] { return model_.fit_decode(ids, x.data(), max_blocks_); };
+    if (!admitted(fit, [&] { cache_->decode(ids, x); }, "decode")) {
       log_.back() += " (step " + std::to_string(step) + " rejected: over the budget)";
       break;
     }
     const std::vector<float> y = cache_->decode(ids, x);
-    for (const auto& w : writes) model_.write(w.first, w.second);
+    model_.decode(ids, x.data());
     for (std::size_t j = 0; j < which.size(); ++j) {
       record(live_[which[j]], x.data() + j * dm, y.data() + j * dm, 1);
     }
@@ -265,6 +331,18 @@ void OpsRun::check_memory() {
           << "; tables: " << model_.describe() << ")";
       fail(msg.str());
     }
+    if (impl_.caps.prefix_cache &&
+        (st.blocks_cached != model_.cached() || st.evictions != model_.evictions() ||
+         st.prefix_hit_tokens != model_.hit_tokens())) {
+      std::ostringstream msg;
+      msg << "prefix cache after " << log_.back() << ": blocks_cached " << st.blocks_cached
+          << ", evictions " << st.evictions << ", prefix_hit_tokens " << st.prefix_hit_tokens
+          << "; the model of the history says " << model_.cached() << ", "
+          << model_.evictions() << ", " << model_.hit_tokens()
+          << " (reused rows: the longest indexed full-block prefix; block_size "
+          << model_.block_size() << "; tables: " << model_.describe() << ")";
+      fail(msg.str());
+    }
   }
   if (!checks_.kv_formula) return;
   const ModelConfig& c = config();
@@ -328,6 +406,9 @@ std::string state_difference(const State& a, const State& b) {
   if (s.bytes_reserved != t.bytes_reserved) return "bytes_reserved changed";
   if (s.blocks_free != t.blocks_free) return "blocks_free changed";
   if (s.cow_copies != t.cow_copies) return "cow_copies changed";
+  if (s.blocks_cached != t.blocks_cached) return "blocks_cached changed";
+  if (s.evictions != t.evictions) return "evictions changed";
+  if (s.prefix_hit_tokens != t.prefix_hit_tokens) return "prefix_hit_tokens changed";
   if (s.kv_projection_rows != t.kv_projection_rows || s.qk_dot_products != t.qk_dot_products ||
       s.kv_bytes_read != t.kv_bytes_read) {
     return "the op counters changed";
@@ -338,12 +419,13 @@ std::string state_difference(const State& a, const State& b) {
 
 }  // namespace
 
-bool OpsRun::admitted(const std::vector<std::pair<SeqId, int>>& writes,
+bool OpsRun::admitted(const std::function<BlockModel::Fit()>& fit,
                       const std::function<void()>& call, const std::string& what) {
-  if (!checks_.budget || max_blocks_ == 0) return true;
-  const std::uint64_t need = model_.needed(writes);
-  const std::uint64_t free = max_blocks_ - model_.in_use();
-  if (need <= free) return true;
+  if (max_blocks_ == 0) return true;
+  const BlockModel::Fit f = fit();
+  if (f.fits()) return true;
+  const std::uint64_t need = f.need;
+  const std::uint64_t free = f.free;
   auto observe = [&] {
     State st;
     st.ids = cache_->sequences();
@@ -499,6 +581,50 @@ void OpsRun::run_scenario(Scenario scenario) {
       op_decode((1u << live_.size()) - 1u, draw_tokens(1, 3));
       return;
     }
+    case kShareLiveDropped: {  // hits on a live sequence's blocks, then on cached ones
+      scenario_ = "prompts sharing a live, then a dropped sequence's prefix";
+      const int B = model_.block_size();
+      const int k = std::max(1, std::min(3, (cap - 1) / B));
+      op_create(k * B + draw_tokens(0, B));
+      op_decode(1u, 1);
+      const std::vector<float> a = shared_prompt(0, k * B + draw_tokens(0, B), 0);
+      op_create_rows(shared_prompt(0, draw_tokens(1, k) * B, draw_tokens(0, B)),
+                     " (sharing id " + std::to_string(live_[0].id) + "'s prefix, live)");
+      op_drop(0);  // its blocks not shared by the second stay cached
+      op_create_rows(a, " (the dropped sequence's prompt again)");
+      op_decode((1u << live_.size()) - 1u, draw_tokens(1, 2));
+      return;
+    }
+    case kShareEvicted: {  // cached, pushed out by other prompts under the budget, asked again
+      scenario_ = "a cached prefix evicted and asked for again";
+      const int B = model_.block_size();
+      const int k = std::max(1, std::min(2, (cap - 1) / B));
+      op_create(k * B + draw_tokens(0, B));
+      const std::vector<float> a = shared_prompt(0, cap, 0);
+      op_drop(0);
+      const int n = draw_tokens(2, 4);
+      for (int i = 0; i < n; ++i) op_create(draw_tokens(B, std::min(cap, 3 * B)));
+      while (live_.size() > 1) op_drop(0);
+      op_create_rows(a, " (the first, dropped and maybe evicted, prompt again)");
+      op_decode((1u << live_.size()) - 1u, 1);
+      return;
+    }
+    case kGraft: {  // [X, R] after [R] and [X]: R's rows are cached, but after another prefix
+      scenario_ = "a cached block's rows after another prefix";
+      const int B = model_.block_size();
+      if (2 * B > cap) return;
+      op_create(B + draw_tokens(0, B));  // R...
+      op_create(B);                      // X
+      if (live_.size() < 2) return;      // over the budget
+      std::vector<float> x = shared_prompt(1, B, 0);
+      const std::vector<float> r = shared_prompt(0, B, 0);
+      x.insert(x.end(), r.begin(), r.end());
+      const std::vector<float> tail = fresh_rows(std::min(cap - 2 * B, draw_tokens(0, B)));
+      x.insert(x.end(), tail.begin(), tail.end());
+      op_create_rows(x, " (the second's block, then the first's)");
+      op_decode((1u << live_.size()) - 1u, 1);
+      return;
+    }
     case kDropParent: {  // the child outlives its parent and keeps decoding
       scenario_ = "drop of a fork's parent";
       op_create(draw_tokens(1, std::min(max_prompt(), std::max(1, cap - 1))));
@@ -566,6 +692,11 @@ void OpsRun::run(int max_ops, int max_live, Openings openings) {
     if (impl_.caps.fork && impl_.caps.truncate) scenarios.push_back(kTruncateRegrow);
     if (impl_.caps.fork && impl_.caps.truncate) scenarios.push_back(kRecycle);
     scenarios.push_back(kFillPool);
+  } else if (openings == Openings::prefix) {
+    scenarios.push_back(kShareLiveDropped);
+    scenarios.push_back(kShareEvicted);
+    scenarios.push_back(kGraft);
+    if (impl_.caps.fork && impl_.caps.truncate) scenarios.push_back(kTruncateRegrow);
   } else {
     if (impl_.caps.truncate) scenarios.push_back(kRollbackPrefill);
     if (impl_.caps.fork) scenarios.push_back(kForkPrefill);

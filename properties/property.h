@@ -59,6 +59,7 @@ Property pool_accounting();            // 14
 Property budget_rejects_unchanged();   // 15
 Property copy_on_write();              // 16
 Property stale_blocks();               // 17
+Property prefix_reuse();               // 18
 
 // The longest sequence long_context draws (default 8192; `verify --max-tokens` raises it).
 // REQUIRES: tokens >= 64.

@@ -232,6 +232,9 @@ ImplOptions gen_options(const ImplInfo& impl) {
     static const int kBlockSizes[] = {16, 1, 2, 3, 7};
     o.block_size = kBlockSizes[draw_choice(Axis::block_size, 5, "block_size")];
   }
+  // Prefix caches: a 2-bit lookup key in two cases of three, so that unrelated blocks share
+  // a bucket in every run and only the content and predecessor checks keep lookups right.
+  if (impl.caps.prefix_cache) o.prefix_hash_bits = *rc::gen::element(2, 2, 0);
   return o;
 }
 

@@ -9,6 +9,7 @@ struct Variant {
   const char* name;
   const char* description;
   paged::Fault fault;
+  bool prefix = false;  // prefix_cached (with its prefix index) rather than paged
 };
 
 const std::vector<Variant>& variants() {
@@ -23,6 +24,15 @@ const std::vector<Variant>& variants() {
        paged::Fault::half_write},
       {"planted_paged_stale_read", "paged, drop frees blocks a fork still reads",
        paged::Fault::drop_ignores_refs},
+      {"planted_prefix_collision_unchecked",
+       "prefix_cached, a lookup takes its hash bucket's first block unverified",
+       paged::Fault::collision_unchecked, true},
+      {"planted_prefix_parent_unchecked",
+       "prefix_cached, a lookup checks a block's rows but not its predecessor",
+       paged::Fault::parent_unchecked, true},
+      {"planted_prefix_hit_not_revived",
+       "prefix_cached, a reused cached block stays evictable while in use",
+       paged::Fault::hit_not_revived, true},
   };
   return list;
 }
@@ -40,15 +50,17 @@ void register_planted_paged(Registry& registry) {
     info.caps.truncate = true;
     info.caps.threads = true;
     info.caps.blocks = true;
+    info.caps.prefix_cache = v.prefix;
     info.caps.planted = true;
     info.caps.gated = false;
     info.caps.dtypes = {DType::f32};
     info.caps.kv_read_model = KvReadModel::per_kv_head;
     const paged::Fault fault = v.fault;
     const char* name = v.name;
-    info.create = [fault, name](std::shared_ptr<const ModelWeights> weights,
-                                const ImplOptions& options) {
-      return make_paged_cache(std::move(weights), options, fault, name);
+    const bool prefix = v.prefix;
+    info.create = [fault, name, prefix](std::shared_ptr<const ModelWeights> weights,
+                                        const ImplOptions& options) {
+      return make_paged_cache(std::move(weights), options, fault, name, prefix);
     };
     registry.add(std::move(info));
   }

@@ -12,6 +12,14 @@
 //                                      keeps them, then throws
 //   planted_paged_stale_read           drop frees shared blocks too: a fork then reads
 //                                      freed (poisoned) or recycled memory
+//   planted_prefix_collision_unchecked prefix_cached whose lookup takes the first block of
+//                                      its hash bucket without checking it (the vLLM-style
+//                                      collision bug; prefix_hash_bits 2 makes it happen)
+//   planted_prefix_parent_unchecked    prefix_cached that hashes and compares a block's
+//                                      own rows, not chained over its predecessor (the
+//                                      same rows after another prefix hold other K/V)
+//   planted_prefix_hit_not_revived     prefix_cached that leaves a reused cached block in
+//                                      the eviction order: evicted and recycled while read
 #pragma once
 
 #include <string>

@@ -162,6 +162,23 @@ TEST(PlantedPaged, PagedPassesTheBlockProperties) {
   }
 }
 
+// ---- prefix_cached with one planted fault each (tests/planted/planted_paged.h) ------------
+TEST(PlantedPrefix, CollisionTakenWithoutTheContentCheckIsCaught) {
+  expect_caught("planted_prefix_collision_unchecked", "prefix_reuse", "the model of the history says");
+  expect_caught("planted_prefix_collision_unchecked", "prefix_reuse", "the model of the history says", 100, 2);
+}
+
+TEST(PlantedPrefix, PredecessorNotCheckedIsCaught) {
+  expect_caught("planted_prefix_parent_unchecked", "prefix_reuse", "the model of the history says");
+  expect_caught("planted_prefix_parent_unchecked", "prefix_reuse", "the model of the history says", 100, 2);
+}
+
+TEST(PlantedPrefix, ReusedBlockLeftEvictableIsCaught) {
+  expect_caught("planted_prefix_hit_not_revived", "prefix_reuse", "the model of the history says");
+  expect_caught("planted_prefix_hit_not_revived", "prefix_reuse", "the model of the history says", 100, 2);
+}
+
+
 // Which properties catch each planted paged fault, at the default budget: prints a line
 // per (variant, property) and each failure's shrunk case. Minutes of work, not in CI: run
 // with --gtest_also_run_disabled_tests --gtest_filter='*PagedSurvey*'.
@@ -181,3 +198,4 @@ TEST(PlantedPaged, DISABLED_PagedSurvey) {
 
 }  // namespace
 }  // namespace kvbench::props
+
