@@ -430,8 +430,11 @@ class Runner {
         } else {
           prefix = std::make_unique<PrefixPrefill>(*cache, id.size, o_.block_size,
                                                    o_.config.seed + 37);
-          require(prefix->prefix() >= 1, "a prompt of ", id.size, " tokens has no whole block ",
-                  "of ", o_.block_size, " tokens in its first 90 %");
+          if (prefix->prefix() < 1) {
+            stop(s, i, "a prompt of " + std::to_string(id.size) + " tokens has no whole block of " +
+                           std::to_string(o_.block_size) + " tokens in its first 90 %", 0, id.size);
+            return;
+          }
         }
       } catch (const Error& e) {
         ++outcome_.failed;
