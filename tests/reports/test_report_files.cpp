@@ -131,6 +131,34 @@ TEST(Report, SummaryStatesSetupAndWhereItWouldHaveDominated) {
   EXPECT_NE(omd.find("- cpu_cached: setup not recorded"), std::string::npos) << omd;
 }
 
+// The Serving section: the beam and prefix tables and their sentences, kept out of the
+// Verdicts list; an output without them says not measured.
+TEST(Report, SummaryHasAServingSection) {
+  testing::Synthetic s;
+  s.add_beam("cpu_cached", 4, 4000, 3800, 400000, 1e-4);
+  s.add_beam("paged", 4, 1000, 900, 32000, 1.5e-4);
+  s.add_prefix("paged", 512, 448, 0.0101, 0.0100, 0);
+  const BenchData data = parse_bench(s.standard(), "serving.json");
+  const Analysis a = analyze(data);
+  const std::string md = render_markdown(data, a, {});
+  const std::size_t serving = md.find("\n## Serving\n");
+  ASSERT_NE(serving, std::string::npos) << md;
+  EXPECT_NE(md.find("| paged | 4 | 1000 B | 900 B | 31.2 KiB | 75% | 99.8% | 37%-55% | 150 us |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| paged | 512 | 448 | 10.1 ms | 10 ms | 1.01 | 0 |"), std::string::npos) << md;
+  EXPECT_GT(md.find("- paged at width 4: peak"), serving) << "in the Serving section only";
+  EXPECT_EQ(count(md, "- paged at width 4: peak"), 1u);
+  const std::string html = render_html(data, a, {});
+  EXPECT_NE(html.find("<h2>Serving</h2>"), std::string::npos);
+  EXPECT_NE(html.find("<td>75%</td>"), std::string::npos);
+
+  testing::Synthetic old;
+  const BenchData o = parse_bench(old.standard(), "old.json");
+  const std::string omd = render_markdown(o, analyze(o), {});
+  EXPECT_NE(omd.find("## Serving\n\n- not measured: the bench output has no beam"),
+            std::string::npos) << omd;
+}
+
 TEST(Report, MissingInputIsAnErrorNamingIt) {
   try {
     write_report("/nonexistent/x.json", ::testing::TempDir() + "/kvbench-report-missing");
