@@ -159,6 +159,27 @@ TEST(Report, SummaryHasAServingSection) {
             std::string::npos) << omd;
 }
 
+// With beam benchmarks the report draws a sixth plot, the beam memory; without, five (above).
+TEST(Report, BeamMemoryPlotWhenBeamsWereMeasured) {
+  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot not found: install the Debian package gnuplot-nox";
+  const std::string dir = ::testing::TempDir() + "/kvbench-report-beam-test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  testing::Synthetic s;
+  s.add_beam("cpu_cached", 4, 4000, 3800, 400000, 1e-4);
+  s.add_beam("cpu_cached", 8, 8000, 7600, 800000, 2e-4);
+  s.add_beam("paged", 4, 1000, 900, 32000, 1.5e-4);
+  s.add_beam("paged", 8, 1500, 1400, 32000, 2e-4);
+  const std::string input = dir + "/bench.json";
+  std::ofstream(input) << s.standard().dump(1);
+  const ReportFiles files = write_report(input, dir + "/report");
+  ASSERT_EQ(files.plots.size(), 6u);
+  EXPECT_EQ(files.plots.back().name, "beam_memory");
+  EXPECT_FALSE(files.plots.back().empty);
+  EXPECT_NE(slurp(files.plots.back().svg).find("<svg"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir + "/report/data/beam_paged.dat"));
+}
+
 TEST(Report, MissingInputIsAnErrorNamingIt) {
   try {
     write_report("/nonexistent/x.json", ::testing::TempDir() + "/kvbench-report-missing");
