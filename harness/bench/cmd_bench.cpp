@@ -141,9 +141,11 @@ bench::BenchOptions options_of(BenchArgs& a) {
       o.beam_widths = {4, 8};
     } else if (part == "prefix") {
       o.prefix_prefill = true;
+    } else if (part == "none") {
+      require(a.serving == "none", "--serving: none leaves out both and stands alone, got '",
+              a.serving, "'");
     } else {
-      require(part == "none" && a.serving == "none", "--serving: '", part,
-              "' is not beam, prefix or none (a list: beam,prefix; or none alone)");
+      fail("--serving: '", part, "' is not beam, prefix or none (a list: beam,prefix)");
     }
   }
   o.min_time = a.min_time;
@@ -260,8 +262,8 @@ void add_bench_command(CLI::App& app) {
       ->check(integer_at_least(0));
   cmd->add_option("--serving", a->serving,
                   "Serving benchmarks: beam (beam/<impl>/width:4 and 8: forked beams over a "
-                  "shared 512-token prompt, pruned and re-forked every 8 of 32 steps; peak and "
-                  "mean bytes held), prefix (prefix_prefill/<impl>/P:512: a prefill whose first "
+                  "shared prompt of min(512, capacity - 32) tokens, pruned and re-forked every 8 of 32 steps; peak and "
+                  "mean bytes held), prefix (prefix_prefill/<impl>/P:min(512, capacity): a prefill whose first "
                   "90 % an earlier sequence prefilled, against a cold one), a list of both, or "
                   "none")
       ->capture_default_str();
