@@ -104,7 +104,9 @@ void Analyzer::serving_verdicts() {
                      seconds_text(p.warm_seconds) + " against " + seconds_text(p.cold_seconds) +
                      " cold: " + fixed(p.ratio, 2) + "x the cold time, " + sig(p.hit_tokens) +
                      " prompt tokens taken from cached blocks" +
-                     (hits ? "" : " (no prefix reuse: the ratio near 1 is the contrast)") + ".");
+                     (hits ? "" : " (no prefix reuse: warm and cold do the same work, so the ratio "
+                                   "differs from 1 by noise only: the contrast to a prefix "
+                                   "cache)") + ".");
   }
 }
 
