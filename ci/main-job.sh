@@ -22,7 +22,7 @@ mkdir -p "$out"
 "$build/kvbench" bench --quick --out "$out/bench-quick.json"
 "$build/kvbench" report "$out/bench-quick.json" --out "$out/report"
 "$build/kvbench" bench --shape llama2-7b --impl cpu_cached --tokens none --positions 16 \
-  --long-positions auto --threads 1,2 --out "$out/bench-llama2-7b.json"
+  --long-positions auto --threads 1,2 --serving none --out "$out/bench-llama2-7b.json"
 "$build/kvbench" report "$out/bench-llama2-7b.json" --out "$out/report-llama2-7b"
 echo "main job: report in $out/report/report.html (summary: $out/report/summary.md);" \
   "DRAM-bound point in $out/report-llama2-7b/report.html"

@@ -127,6 +127,7 @@ Analysis Analyzer::run() {
   }
   collect_bandwidth();
   collect_floors();
+  collect_serving();
   targets();
   verdicts();
   notes();
@@ -423,6 +424,39 @@ json Analysis::to_json() const {
                   {"verdict", t.verdict},
                   {"detail", t.detail}});
   }
+  json beam_json = json::array();
+  for (const auto& b : beam) {
+    auto maybe = [](double x) { return std::isfinite(x) ? json(x) : json(nullptr); };
+    beam_json.push_back({{"impl", b.impl},
+                         {"width", b.width},
+                         {"prompt_tokens", b.prompt},
+                         {"steps", b.steps},
+                         {"prune_every", b.prune_every},
+                         {"bytes_held_peak", b.held_peak},
+                         {"bytes_held_mean", b.held_mean},
+                         {"bytes_reserved_peak", b.reserved_peak},
+                         {"bytes_reserved_mean", b.reserved_mean},
+                         {"seconds_per_step", b.seconds_per_step},
+                         {"cow_copies", b.cow_copies},
+                         {"saving_vs_cpu_cached_held", maybe(b.saving_vs_held)},
+                         {"saving_vs_cpu_cached_reserved", maybe(b.saving_vs_reserved)}});
+  }
+  json prefix_json = json::array();
+  for (const auto& p : prefix_prefill) {
+    prefix_json.push_back({{"impl", p.impl},
+                           {"prompt_tokens", p.prompt},
+                           {"prefix_tokens", p.prefix},
+                           {"warm_seconds", p.warm_seconds},
+                           {"cold_seconds", p.cold_seconds},
+                           {"warm_over_cold", p.ratio},
+                           {"prefix_hit_tokens", p.hit_tokens}});
+  }
+  const json serving = {
+      {"beam", beam.empty() ? json("not measured") : beam_json},
+      {"prefix_prefill", prefix_prefill.empty() ? json("not measured") : prefix_json},
+      {"vllm_beam_saving", {{"low", kVllmBeamSavingLow}, {"high", kVllmBeamSavingHigh},
+                            {"source", "Kwon et al., SOSP 2023 (PagedAttention), beam search"},
+                            {"use", "comparison, not a target"}}}};
   json verdict_json = json::array();
   for (const auto& v : verdicts) verdict_json.push_back({{"topic", v.topic}, {"text", v.text}});
   json devices = json::object();
@@ -459,6 +493,7 @@ json Analysis::to_json() const {
           {"speedup", speed},
           {"bandwidth_points", bw},
           {"floors", fl},
+          {"serving", serving},
           {"targets", tg},
           {"verdicts", verdict_json},
           {"notes", notes}};

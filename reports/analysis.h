@@ -4,6 +4,7 @@
 // numbers (no conclusion is written in advance).
 #pragma once
 
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -120,6 +121,37 @@ struct Target {
   std::string detail;        // where and how it was measured, or why not
 };
 
+// Serving benchmarks (harness/bench/workload.h). A beam search of one implementation at one
+// width: memory over the run (peak and mean over its samples) and the time per beam step;
+// the saving is against cpu_cached's beam search at the same width (NaN without one).
+struct BeamPoint {
+  std::string impl;
+  int width = 0;
+  int prompt = 0, steps = 0, prune_every = 0;  // the beam search's fixed shape
+  double held_peak = 0, held_mean = 0;         // Stats::bytes_held
+  double reserved_peak = 0, reserved_mean = 0; // Stats::bytes_reserved
+  double seconds_per_step = 0;                 // one decode call of all beams
+  double cow_copies = 0;                       // per beam search
+  // 1 - held_peak / cpu_cached's held_peak; 1 - held_peak / cpu_cached's reserved_peak.
+  double saving_vs_held = std::numeric_limits<double>::quiet_NaN();
+  double saving_vs_reserved = std::numeric_limits<double>::quiet_NaN();
+};
+
+// The prefix-hit prefill of one implementation: a prefill whose first `prefix` tokens an
+// earlier, dropped sequence prefilled, against a cold prefill of the same length.
+struct PrefixPrefillPoint {
+  std::string impl;
+  int prompt = 0, prefix = 0;
+  double warm_seconds = 0, cold_seconds = 0;
+  double ratio = 0;         // warm / cold (~1 without a prefix cache)
+  double hit_tokens = 0;    // Stats::prefix_hit_tokens of the timed warm call
+};
+
+// The vLLM paper's beam-search memory saving from sharing (Kwon et al., SOSP 2023, "Efficient
+// Memory Management for Large Language Model Serving with PagedAttention", section 6.3): a
+// comparison beside the measurement, not a target.
+constexpr double kVllmBeamSavingLow = 0.37, kVllmBeamSavingHigh = 0.55;
+
 struct Analysis {
   std::string source;
   std::string shape;
@@ -134,6 +166,8 @@ struct Analysis {
   std::vector<Speedup> speedups;
   std::vector<BandwidthPoint> bandwidth;
   std::vector<FloorPoint> floors;       // per decode step with a bandwidth to divide by
+  std::vector<BeamPoint> beam;          // per implementation and width (empty: not measured)
+  std::vector<PrefixPrefillPoint> prefix_prefill;  // per implementation and prompt length
   std::vector<Target> targets;
   std::vector<Verdict> verdicts;        // the summary's sentences, in topic order
   std::vector<std::string> notes;       // where series stopped, what is missing

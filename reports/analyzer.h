@@ -93,6 +93,13 @@ class Analyzer {
   static std::string join_names(const std::vector<std::string>& names);
   void verdicts();
 
+  // ---- serving (serving.cpp) ----
+  // The beam and prefix-prefill points, each beam point's saving against cpu_cached.
+  void collect_serving();
+  static constexpr const char* kBeam = "Serving: beam-search memory shared by forks";
+  static constexpr const char* kPrefix = "Serving: prefill with a cached prefix";
+  void serving_verdicts();
+
   // analysis.cpp: where series stopped, what was skipped, the checks before timing.
   void notes();
 

@@ -130,6 +130,7 @@ class PlotWriter {
     plots.push_back(speedup());
     plots.push_back(memory());
     plots.push_back(bandwidth());
+    if (!a_.beam.empty()) plots.push_back(beam_memory());  // older outputs have no beams
     for (const Plot& p : plots) render(p);
     return plots;
   }
@@ -137,8 +138,10 @@ class PlotWriter {
  private:
   std::vector<std::string> all_impls() const {
     std::vector<std::string> out = d_.impls(BenchKind::generate);
-    for (const auto& i : d_.impls(BenchKind::decode_step)) {
-      if (std::find(out.begin(), out.end(), i) == out.end()) out.push_back(i);
+    for (BenchKind kind : {BenchKind::decode_step, BenchKind::beam, BenchKind::prefix_prefill}) {
+      for (const auto& i : d_.impls(kind)) {
+        if (std::find(out.begin(), out.end(), i) == out.end()) out.push_back(i);
+      }
     }
     return out;
   }
@@ -479,6 +482,56 @@ class PlotWriter {
               << "set logscale x 2\nset logscale y 2\n" << byte_tics(lo * per_token, hi * per_token, rows_max)
               << "set xrange [" << lo / 1.3 << ":" << hi * 1.3 << "]\n"
               << "set xlabel 'T (tokens held)'\nset ylabel 'bytes held'\n"
+              << "plot " << join(curves) << "\n";
+    }
+    finish(p);
+    return p;
+  }
+
+  // ---- 6. beam-search memory ---------------------------------------------------------
+  Plot beam_memory() {
+    Plot p = start("beam_memory", "6. Beam-search memory against the beam width",
+                   "Peak bytes held over a beam search (the bytes_held_peak counter: a shared "
+                   "prompt forked into W beams, decoded, pruned and re-forked), per "
+                   "implementation, log scale; dashed: the bytes cpu_cached reserves (its "
+                   "capacity per sequence). A block pool that shares forked blocks sits below "
+                   "cpu_cached by the saving the Serving section states.");
+    std::vector<std::string> curves;
+    double lo = 0, hi = 0;
+    std::vector<std::string> impls;
+    for (const auto& b : a_.beam) {
+      if (std::find(impls.begin(), impls.end(), b.impl) == impls.end()) impls.push_back(b.impl);
+    }
+    for (const auto& impl : impls) {
+      std::vector<std::vector<double>> rows;
+      for (const auto& b : a_.beam) {
+        if (b.impl == impl) rows.push_back({static_cast<double>(b.width), b.held_peak, b.reserved_peak});
+      }
+      const std::string name = "beam_" + file_safe(impl);
+      write_data(name, "width bytes_held_peak bytes_reserved_peak", rows);
+      curves.push_back("'" + data_ref(name) + "' using 1:2 with linespoints pt 7 lw 2 lc " +
+                       palette_.color(impl) + " title \"" + title_safe(impl) + " held\"");
+      if (impl == "cpu_cached") {
+        curves.push_back("'" + data_ref(name) + "' using 1:3 with linespoints pt 6 dt 2 lc " +
+                         palette_.color(impl) + " title \"cpu_cached reserved\"");
+      }
+      for (const auto& r : rows) {
+        if (r[1] > 0) lo = lo == 0 ? r[1] : std::min(lo, r[1]);
+        hi = std::max({hi, r[1], impl == "cpu_cached" ? r[2] : 0.0});
+      }
+    }
+    std::pair<int, int> widest = {a_.beam.front().width, a_.beam.front().width};
+    for (const auto& b : a_.beam) {
+      widest = {std::min(widest.first, b.width), std::max(widest.second, b.width)};
+    }
+    if (lo <= 0) {
+      empty_plot(p, "no beam search with a bytes_held_peak counter in this bench output");
+    } else {
+      script_ << "set title 'Peak bytes held in beam search (log y)'\n"
+              << "set logscale y 2\n" << byte_tics(lo, hi, hi)
+              << "set xrange [" << std::max(0, widest.first - 2) << ":" << widest.second + 2
+              << "]\nset xtics 2\nset mxtics 1\n"
+              << "set xlabel 'beam width W'\nset ylabel 'bytes held (peak)'\n"
               << "plot " << join(curves) << "\n";
     }
     finish(p);

@@ -6,6 +6,8 @@
 //   4 memory     bytes held against T with 2 L H_kv d T sizeof(element)
 //   5 bandwidth  K/V bytes read per second against t with the measured read-only and copy
 //                bandwidths
+//   6 beam_memory  peak bytes held in beam search against the width, beside cpu_cached's
+//                reserved bytes (only when the bench output has beam benchmarks)
 // Each plot is written as DIR/<name>.svg and DIR/<name>.png; its data and gnuplot script stay
 // in DIR/data/ so that it can be redrawn or restyled by hand.
 #pragma once

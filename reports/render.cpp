@@ -87,6 +87,106 @@ std::vector<std::pair<std::string, std::string>> run_facts(const BenchData& d, c
   return f;
 }
 
+// ---- the Serving section: the beam-memory and prefix-prefill tables ------------------------
+
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+};
+
+std::string saving_text(double x) { return std::isfinite(x) ? percent(x) : "—"; }
+
+Table beam_table(const Analysis& a) {
+  Table t;
+  t.header = {"implementation", "width", "peak held", "mean held", "peak reserved",
+              "saved vs cpu_cached held (peak)", "saved vs cpu_cached reserved",
+              "vLLM paper (comparison)", "time per beam step"};
+  for (const auto& b : a.beam) {
+    t.rows.push_back({b.impl, std::to_string(b.width), bytes_text(b.held_peak),
+                      bytes_text(b.held_mean), bytes_text(b.reserved_peak),
+                      saving_text(b.saving_vs_held), saving_text(b.saving_vs_reserved),
+                      b.impl == "cpu_cached" ? "—"
+                                             : percent(kVllmBeamSavingLow) + "-" +
+                                                   percent(kVllmBeamSavingHigh),
+                      seconds_text(b.seconds_per_step)});
+  }
+  return t;
+}
+
+Table prefix_table(const Analysis& a) {
+  Table t;
+  t.header = {"implementation", "prompt P", "cached prefix", "warm prefill", "cold prefill",
+              "warm / cold", "prefix hit tokens"};
+  for (const auto& p : a.prefix_prefill) {
+    t.rows.push_back({p.impl, std::to_string(p.prompt), std::to_string(p.prefix),
+                      seconds_text(p.warm_seconds), seconds_text(p.cold_seconds),
+                      fixed(p.ratio, 2), sig(p.hit_tokens)});
+  }
+  return t;
+}
+
+bool serving_topic(const std::string& topic) { return topic.rfind("Serving:", 0) == 0; }
+
+void markdown_table(std::ostringstream& md, const Table& t) {
+  md << "|";
+  for (const auto& h : t.header) md << " " << h << " |";
+  md << "\n|";
+  for (std::size_t i = 0; i < t.header.size(); ++i) md << "---|";
+  md << "\n";
+  for (const auto& r : t.rows) {
+    md << "|";
+    for (const auto& c : r) md << " " << c << " |";
+    md << "\n";
+  }
+}
+
+void html_table(std::ostringstream& h, const Table& t) {
+  h << "<table><tr>";
+  for (const auto& c : t.header) h << "<th>" << html_escape(c) << "</th>";
+  h << "</tr>\n";
+  for (const auto& r : t.rows) {
+    h << "<tr>";
+    for (const auto& c : r) h << "<td>" << html_escape(c) << "</td>";
+    h << "</tr>\n";
+  }
+  h << "</table>\n";
+}
+
+void markdown_serving(std::ostringstream& md, const Analysis& a) {
+  md << "\n## Serving\n\n";
+  if (!a.beam.empty()) {
+    md << "Beam search (bytes held: Stats::bytes_held; saving: 1 - held / cpu_cached's at the "
+          "same width):\n\n";
+    markdown_table(md, beam_table(a));
+    md << "\n";
+  }
+  if (!a.prefix_prefill.empty()) {
+    md << "Prefill with a cached prefix against a cold prefill (PrefillRows::last):\n\n";
+    markdown_table(md, prefix_table(a));
+    md << "\n";
+  }
+  for (const auto& v : a.verdicts) {
+    if (serving_topic(v.topic)) md << "- " << v.text << "\n";
+  }
+}
+
+void html_serving(std::ostringstream& h, const Analysis& a) {
+  h << "<h2>Serving</h2>\n";
+  if (!a.beam.empty()) {
+    h << "<h3>Beam search memory</h3>\n";
+    html_table(h, beam_table(a));
+  }
+  if (!a.prefix_prefill.empty()) {
+    h << "<h3>Prefill with a cached prefix</h3>\n";
+    html_table(h, prefix_table(a));
+  }
+  h << "<ul class=\"verdicts\">\n";
+  for (const auto& v : a.verdicts) {
+    if (serving_topic(v.topic)) h << "<li>" << html_escape(v.text) << "</li>\n";
+  }
+  h << "</ul>\n";
+}
+
 std::string measured_text(const Target& t) {
   if (!std::isfinite(t.measured)) return "—";
   if (t.id == "cpu_cached_read_bandwidth" || t.id == "cpu_cached_floor_efficiency") {
@@ -207,6 +307,7 @@ std::string render_markdown(const BenchData& d, const Analysis& a, const std::ve
   if (a.verdicts.empty()) md << "\n- (no series with two or more sizes: nothing to fit)\n";
   std::string topic;
   for (const auto& v : a.verdicts) {
+    if (serving_topic(v.topic)) continue;  // in the Serving section
     if (v.topic != topic) md << "\n### " << (topic = v.topic) << "\n\n";
     md << "- " << v.text << "\n";
   }
@@ -216,6 +317,7 @@ std::string render_markdown(const BenchData& d, const Analysis& a, const std::ve
     md << "| " << t.description << " | " << t.requirement << " | " << measured_text(t) << " | **"
        << t.verdict << "** | " << t.detail << " |\n";
   }
+  markdown_serving(md, a);
   if (!a.checks.empty()) {
     md << "\n## Checked before timing\n\n";
     for (const auto& c : a.checks) md << "- " << c << "\n";
@@ -289,6 +391,7 @@ std::string render_html(const BenchData& d, const Analysis& a, const std::vector
   if (a.verdicts.empty()) h << "<p>No series with two or more sizes: nothing to fit.</p>\n";
   std::string topic;
   for (const auto& v : a.verdicts) {
+    if (serving_topic(v.topic)) continue;  // in the Serving section
     if (v.topic != topic) {
       h << (topic.empty() ? "" : "</ul>\n") << "<h3>" << html_escape(v.topic)
         << "</h3>\n<ul class=\"verdicts\">\n";
@@ -308,6 +411,7 @@ std::string render_html(const BenchData& d, const Analysis& a, const std::vector
       << html_escape(t.verdict) << "</span></td><td>" << html_escape(t.detail) << "</td></tr>\n";
   }
   h << "</table>\n";
+  html_serving(h, a);
   if (!a.checks.empty()) {
     h << "<h2>Checked before timing</h2>\n<ul>\n";
     for (const auto& c : a.checks) h << "<li>" << html_escape(c) << "</li>\n";

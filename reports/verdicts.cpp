@@ -285,6 +285,7 @@ void Analyzer::verdicts() {
   decode_verdicts();
   bandwidth_verdicts();
   floor_verdicts();
+  serving_verdicts();
 }
 
 }  // namespace kvbench::reports::detail

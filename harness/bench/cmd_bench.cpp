@@ -25,6 +25,7 @@ struct BenchArgs {
   std::string long_impls = "cpu_cached";
   std::string long_positions = "auto";
   std::string threads = "1,2";
+  std::string serving = "beam,prefix";
   std::string dtype = "fp32";
   bool quick = false;
   bool no_check = false;
@@ -67,7 +68,8 @@ std::string describe(const BenchArgs& a) {
       << " --repetitions " << a.repetitions << " --budget " << a.budget
       << " --prepare-budget " << a.prepare_budget << (a.quick ? " --quick" : "")
       << (a.no_check ? " --no-check" : "") << " --block-size " << a.block_size
-      << " --kv-budget-bytes " << a.kv_budget_bytes << " --out " << a.out;
+      << " --kv-budget-bytes " << a.kv_budget_bytes << " --serving " << a.serving
+      << " --out " << a.out;
   return out.str();
 }
 
@@ -131,6 +133,20 @@ bench::BenchOptions options_of(BenchArgs& a) {
     if (a.quick && 16384 <= cap / 2) o.long_positions.push_back(16384);
   } else if (a.long_positions != "none") {
     o.long_positions = sweep_option("--long-positions", a.long_positions, 1, cap - 1, past);
+  }
+  // The serving benchmarks: beam search at widths 4 and 8, the prefix-hit prefill.
+  std::stringstream serving(a.serving);
+  for (std::string part; std::getline(serving, part, ',');) {
+    if (part == "beam") {
+      o.beam_widths = {4, 8};
+    } else if (part == "prefix") {
+      o.prefix_prefill = true;
+    } else if (part == "none") {
+      require(a.serving == "none", "--serving: none leaves out both and stands alone, got '",
+              a.serving, "'");
+    } else {
+      fail("--serving: '", part, "' is not beam, prefix or none (a list: beam,prefix)");
+    }
   }
   o.min_time = a.min_time;
   o.repetitions = a.repetitions;
@@ -196,7 +212,8 @@ void add_bench_command(CLI::App& app) {
       "bench",
       "Benchmark implementations with Google Benchmark: a whole generation of T tokens for T\n"
       "in a sweep (generate/<impl>/T:<T>) and one decode step at position t\n"
-      "(decode_step/<impl>/threads:<n>/pos:<t>). Writes Google Benchmark's JSON (compare.py\n"
+      "(decode_step/<impl>/threads:<n>/pos:<t>), and the serving benchmarks (--serving).\n"
+      "Writes Google Benchmark's JSON (compare.py\n"
       "reads it) whose context records the model, the machine and the read-only and copy\n"
       "bandwidths measured in the same process. A series stops before a size predicted to\n"
       "pass the time budget (naive first); the JSON records where. Progress goes to stderr,\n"
@@ -243,6 +260,13 @@ void add_bench_command(CLI::App& app) {
                   "needed; else at least one block)")
       ->capture_default_str()
       ->check(integer_at_least(0));
+  cmd->add_option("--serving", a->serving,
+                  "Serving benchmarks: beam (beam/<impl>/width:4 and 8: forked beams over a "
+                  "shared prompt of min(512, capacity - 32) tokens, pruned and re-forked every 8 of 32 steps; peak and "
+                  "mean bytes held), prefix (prefix_prefill/<impl>/P:min(512, capacity): a prefill whose first "
+                  "90 % an earlier sequence prefilled, against a cold one), a list of both, or "
+                  "none")
+      ->capture_default_str();
   cmd->add_flag("--quick", a->quick,
                 "Short sweep and short measurements: under 2 minutes on 2 cores (CI)");
   cmd->add_flag("--no-check", a->no_check,

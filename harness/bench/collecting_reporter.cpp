@@ -1,6 +1,7 @@
 #include "harness/bench/collecting_reporter.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace kvbench::bench {
 
@@ -20,6 +21,13 @@ void CollectingReporter::ReportRuns(const std::vector<Run>& runs) {
     run.family_index = family_index_;
     run.per_family_instance_index = 0;
     run.statistics = nullptr;  // points into the benchmark, which is cleared after it ran
+    // A counter that is 0 in every repetition (prefix_hit_tokens without a prefix cache,
+    // cow_copies of a contiguous cache) has a coefficient of variation of 0 / 0: Google
+    // Benchmark's JSONReporter would write NaN, which is not JSON. Such an aggregate counter
+    // says nothing and is left out; the iteration runs keep the counter itself.
+    for (auto it = run.counters.begin(); it != run.counters.end();) {
+      it = std::isfinite(it->second.value) ? std::next(it) : run.counters.erase(it);
+    }
     current_.push_back(run);
   }
 }

@@ -32,10 +32,27 @@ std::optional<int> value_of(const std::string& part, const std::string& key) {
   return v;
 }
 
+// The key of a series' size part: "T", "pos", "width", "P".
+const char* size_key(BenchKind kind) {
+  switch (kind) {
+    case BenchKind::generate: return "T";
+    case BenchKind::decode_step: return "pos";
+    case BenchKind::beam: return "width";
+    case BenchKind::prefix_prefill: return "P";
+  }
+  return "T";
+}
+
 }  // namespace
 
 std::string kind_name(BenchKind kind) {
-  return kind == BenchKind::generate ? "generate" : "decode_step";
+  switch (kind) {
+    case BenchKind::generate: return "generate";
+    case BenchKind::decode_step: return "decode_step";
+    case BenchKind::beam: return "beam";
+    case BenchKind::prefix_prefill: return "prefix_prefill";
+  }
+  return "generate";
 }
 
 std::string series_name(const BenchmarkId& id) {
@@ -47,7 +64,7 @@ std::string series_name(const BenchmarkId& id) {
 
 std::string benchmark_name(const BenchmarkId& id) {
   std::ostringstream out;
-  out << series_name(id) << (id.kind == BenchKind::generate ? "/T:" : "/pos:") << id.size;
+  out << series_name(id) << "/" << size_key(id.kind) << ":" << id.size;
   return out.str();
 }
 
@@ -56,11 +73,12 @@ std::optional<BenchmarkId> parse_benchmark_name(const std::string& name) {
   if (parts.size() < 3 || parts[1].empty()) return std::nullopt;
   BenchmarkId id;
   id.impl = parts[1];
-  if (parts[0] == "generate") {
-    id.kind = BenchKind::generate;
-    const auto t = value_of(parts[2], "T");
-    if (!t) return std::nullopt;
-    id.size = *t;
+  for (BenchKind kind : {BenchKind::generate, BenchKind::beam, BenchKind::prefix_prefill}) {
+    if (parts[0] != kind_name(kind)) continue;
+    id.kind = kind;
+    const auto n = value_of(parts[2], size_key(kind));
+    if (!n) return std::nullopt;
+    id.size = *n;
     return id;
   }
   if (parts[0] == "decode_step" && parts.size() >= 4) {

@@ -80,7 +80,36 @@ std::vector<Series> plan_series(const BenchOptions& o, const std::vector<const I
       if (!s.sizes.empty()) plan.push_back(s);
     }
   }
+  // The serving benchmarks: caches only (a cache-less decoder has no memory to share and no
+  // prefix to reuse); beam search needs fork.
+  for (const ImplInfo* impl : impls) {
+    if (!impl->caps.holds_kv_cache) continue;
+    Series beam;
+    beam.proto.kind = BenchKind::beam;
+    beam.proto.impl = impl->name;
+    beam.impl = impl;
+    beam.sizes = o.beam_widths;
+    if (impl->caps.fork && !beam.sizes.empty()) plan.push_back(beam);
+    Series prefix = beam;
+    prefix.proto.kind = BenchKind::prefix_prefill;
+    prefix.sizes = {prefix_prompt(o)};
+    if (o.prefix_prefill && prefix.sizes.front() >= 1) plan.push_back(prefix);
+  }
   return plan;
+}
+
+// RETURNS: the longest position a series' benchmark of `size` decodes at (or prefills to).
+int longest_position(const BenchOptions& o, BenchKind kind, int size) {
+  switch (kind) {
+    case BenchKind::generate: return size - 1;
+    case BenchKind::decode_step: return size;
+    case BenchKind::beam: {
+      const BeamShape b = beam_shape(o, size);
+      return b.prompt + b.steps - 1;
+    }
+    case BenchKind::prefix_prefill: return size - 1;
+  }
+  return size;
 }
 
 // The counters every kvbench benchmark records. `work` holds the counter deltas over all
@@ -157,6 +186,19 @@ class Runner {
     for (int t : o_.tokens) require(t >= 1, "bench: token counts must be >= 1, got ", t);
     for (int t : o_.positions) require(t >= 0, "bench: positions must be >= 0, got ", t);
     for (int t : o_.long_positions) require(t >= 0, "bench: positions must be >= 0, got ", t);
+    for (int w : o_.beam_widths) {
+      require(w >= 2 && w % 2 == 0, "bench: beam widths must be even and >= 2, got ", w);
+    }
+    if (!o_.beam_widths.empty()) {
+      require(o_.beam_steps >= 1 && o_.beam_prune_every >= 1, "bench: beam steps (",
+              o_.beam_steps, ") and prune interval (", o_.beam_prune_every, ") must be >= 1");
+      require(beam_shape(o_, 2).prompt >= 1, "bench: beam search of ", o_.beam_steps,
+              " steps leaves no room for a prompt within the capacity ", o_.config.capacity);
+    }
+    if (!o_.beam_widths.empty() || o_.prefix_prefill) {
+      require(o_.serving_prompt >= 1, "bench: serving prompt must be >= 1 token, got ",
+              o_.serving_prompt);
+    }
   }
 
   void select_impls() {
@@ -188,8 +230,7 @@ class Runner {
       std::vector<int> threads;
       for (const Series& s : plan) {
         if (s.impl != impl) continue;
-        const int last = s.sizes.back() - (s.proto.kind == BenchKind::generate ? 1 : 0);
-        longest = std::max(longest, last);
+        longest = std::max(longest, longest_position(o_, s.proto.kind, s.sizes.back()));
         if (std::find(threads.begin(), threads.end(), s.proto.threads) == threads.end()) {
           threads.push_back(s.proto.threads);
         }
@@ -246,6 +287,10 @@ class Runner {
   }
 
   void run_series(const Series& s, CollectingReporter& collector) {
+    if (s.proto.kind == BenchKind::beam || s.proto.kind == BenchKind::prefix_prefill) {
+      run_serving_series(s, collector);
+      return;
+    }
     const std::string series = series_name(s.proto);
     const bool generate = s.proto.kind == BenchKind::generate;
     Predictor predictor(generate ? 2.0 : 1.0);
@@ -350,6 +395,174 @@ class Runner {
 
   using Body = std::function<void(benchmark::State&)>;
 
+  // A beam or prefix-prefill series: one fresh instance (one thread) for the series; the beam
+  // widths in increasing order, stopping before one predicted to pass the budget (linear in
+  // the width: the beams decode in one batch).
+  void run_serving_series(const Series& s, CollectingReporter& collector) {
+    const bool beam = s.proto.kind == BenchKind::beam;
+    Predictor predictor(1.0);
+    std::unique_ptr<KvCache> cache;
+    std::unique_ptr<RegionTimer> timer = TimerRegistry::global().make(*s.impl);
+    try {
+      ImplOptions options;
+      options.block_size = o_.block_size;
+      options.kv_budget_bytes = o_.kv_budget_bytes;
+      cache = s.impl->create(weights_, options);
+    } catch (const Error& e) {
+      ++outcome_.failed;
+      stop(s, 0, "error: " + std::string(e.what()), 0, s.sizes.front());
+      return;
+    }
+    for (std::size_t i = 0; i < s.sizes.size(); ++i) {
+      BenchmarkId id = s.proto;
+      id.size = s.sizes[i];
+      const double predicted = predictor.predict(id.size);
+      if (predicted > o_.budget_seconds) {
+        stop(s, i, "one iteration predicted " + format_seconds(predicted) + " > budget " +
+                       format_seconds(o_.budget_seconds), predicted, id.size);
+        return;
+      }
+      std::unique_ptr<BeamSearch> search;
+      std::unique_ptr<PrefixPrefill> prefix;
+      try {
+        if (beam) {
+          search = std::make_unique<BeamSearch>(*cache, beam_shape(o_, id.size), o_.config.seed + 31);
+        } else {
+          prefix = std::make_unique<PrefixPrefill>(*cache, id.size, o_.block_size,
+                                                   o_.config.seed + 37);
+          if (prefix->prefix() < 1) {
+            stop(s, i, "a prompt of " + std::to_string(id.size) + " tokens has no whole block of " +
+                           std::to_string(o_.block_size) + " tokens in its first 90 %", 0, id.size);
+            return;
+          }
+        }
+      } catch (const Error& e) {
+        ++outcome_.failed;
+        stop(s, i, "error: " + std::string(e.what()), 0, id.size);
+        return;
+      }
+      ++counter_;
+      say("[", counter_, "/", outcome_.planned, "] ", benchmark_name(id));
+      const double seconds = beam ? run_one(id, collector, beam_body(*cache, *search, *timer))
+                                  : run_one(id, collector, prefix_body(*cache, *prefix, *timer));
+      if (seconds < 0) {
+        --counter_;
+        stop(s, i, "error: " + error_, 0, id.size);
+        return;
+      }
+      say("    ", format_seconds(seconds), " per iteration");
+      predictor.add(id.size, seconds);
+    }
+  }
+
+  // One iteration: one beam search (BeamSearch); the time is its S decode steps only (the
+  // prompt's prefill, forks, prunes and drops are outside). Memory counters over every
+  // round's samples; seconds_per_step is the time per beam step (all W beams).
+  Body beam_body(KvCache& cache, BeamSearch& search, RegionTimer& timer) {
+    return [&cache, &search, &timer](benchmark::State& state) {
+      using benchmark::Counter;
+      // One untimed round: a fresh instance's first pays one-off costs (first allocations).
+      search.start();
+      while (!search.done()) {
+        search.step();
+        search.after_step();
+      }
+      search.finish();
+      const Stats warm = cache.stats();
+      double decode = 0;
+      for (auto _ : state) {
+        search.start();
+        double seconds = 0;
+        while (!search.done()) {
+          timer.start();
+          search.step();
+          seconds += timer.stop();
+          search.after_step();
+        }
+        search.finish();
+        decode += seconds;
+        state.SetIterationTime(seconds);
+      }
+      const BeamShape& b = search.shape();
+      const BeamMemory& m = search.memory();
+      const double iterations = static_cast<double>(state.iterations());
+      const double steps = static_cast<double>(b.steps) * iterations;
+      const Stats work = stats_delta(warm, cache.stats());
+      state.SetComplexityN(b.width);
+      state.counters["width"] = Counter(b.width);
+      state.counters["size"] = Counter(b.width);
+      state.counters["prompt_tokens"] = Counter(b.prompt);
+      state.counters["steps"] = Counter(b.steps);
+      state.counters["prune_every"] = Counter(b.prune_every);
+      state.counters["forks"] = Counter(search.forks_per_round());
+      state.counters["prunes"] = Counter(search.prunes_per_round());
+      state.counters["bytes_held_peak"] = Counter(static_cast<double>(m.held_peak));
+      state.counters["bytes_held_mean"] = Counter(m.held_mean);
+      state.counters["bytes_reserved_peak"] = Counter(static_cast<double>(m.reserved_peak));
+      state.counters["bytes_reserved_mean"] = Counter(m.reserved_mean);
+      state.counters["bytes_held"] = Counter(static_cast<double>(m.held_peak));
+      state.counters["bytes_reserved"] = Counter(static_cast<double>(m.reserved_peak));
+      state.counters["seconds_per_step"] = Counter(steps > 0 ? decode / steps : 0);
+      state.counters["tokens_per_second"] =
+          Counter(static_cast<double>(b.width) * steps, Counter::kIsRate);
+      state.counters["cow_copies"] =
+          Counter(static_cast<double>(cache.stats().cow_copies - warm.cow_copies),
+                  Counter::kAvgIterations);
+      state.counters["projection_rows"] =
+          Counter(static_cast<double>(work.kv_projection_rows), Counter::kAvgIterations);
+      state.counters["threads_used"] = Counter(cache.options().threads);
+    };
+  }
+
+  // One iteration: one PrefixPrefill round; the time is the warm prefill call only, the cold
+  // one is timed with the same timer and recorded as cold_seconds. prefix_hit_tokens are
+  // those of the timed warm call (Stats::prefix_hit_tokens, per iteration), cold_hit_tokens
+  // the cold call's (0 unless the cache found a prefix nobody wrote).
+  Body prefix_body(KvCache& cache, PrefixPrefill& prefix, RegionTimer& timer) {
+    return [&cache, &prefix, &timer](benchmark::State& state) {
+      using benchmark::Counter;
+      // One untimed round, as for the beam search.
+      prefix.prepare();
+      prefix.cold();
+      prefix.warm();
+      prefix.finish();
+      double cold = 0, warm = 0;
+      std::uint64_t cold_hits = 0, warm_hits = 0;
+      for (auto _ : state) {
+        prefix.prepare();
+        std::uint64_t hits = cache.stats().prefix_hit_tokens;
+        timer.start();
+        prefix.cold();
+        cold += timer.stop();
+        std::uint64_t now = cache.stats().prefix_hit_tokens;
+        cold_hits += now - hits;
+        hits = now;
+        timer.start();
+        prefix.warm();
+        const double seconds = timer.stop();
+        warm += seconds;
+        warm_hits += cache.stats().prefix_hit_tokens - hits;
+        state.SetIterationTime(seconds);
+        prefix.finish();
+      }
+      state.SetComplexityN(prefix.prompt());
+      state.counters["size"] = Counter(prefix.prompt());
+      state.counters["prompt_tokens"] = Counter(prefix.prompt());
+      state.counters["prefix_tokens"] = Counter(prefix.prefix());
+      state.counters["warm_seconds"] = Counter(warm, Counter::kAvgIterations);
+      state.counters["cold_seconds"] = Counter(cold, Counter::kAvgIterations);
+      state.counters["warm_over_cold"] = Counter(cold > 0 ? warm / cold : 0);
+      state.counters["prefix_hit_tokens"] =
+          Counter(static_cast<double>(warm_hits), Counter::kAvgIterations);
+      state.counters["cold_hit_tokens"] =
+          Counter(static_cast<double>(cold_hits), Counter::kAvgIterations);
+      const Stats now = cache.stats();
+      state.counters["bytes_held"] = Counter(static_cast<double>(now.bytes_held));
+      state.counters["bytes_reserved"] = Counter(static_cast<double>(now.bytes_reserved));
+      state.counters["threads_used"] = Counter(cache.options().threads);
+    };
+  }
+
   // Runs one benchmark alone. RETURNS: seconds per iteration, or -1 after an error (error_).
   double run_one(const BenchmarkId& id, CollectingReporter& collector, Body body) {
     error_.clear();
@@ -364,8 +577,8 @@ class Runner {
     };
     benchmark::RegisterBenchmark(benchmark_name(id).c_str(), wrapped)
         ->UseManualTime()
-        ->Unit(id.kind == BenchKind::generate ? benchmark::kMillisecond
-                                              : benchmark::kMicrosecond);
+        ->Unit(id.kind == BenchKind::decode_step ? benchmark::kMicrosecond
+                                                 : benchmark::kMillisecond);
     collector.begin(family_index_);
     benchmark::RunSpecifiedBenchmarks(&collector);
     benchmark::ClearRegisteredBenchmarks();
@@ -470,6 +683,19 @@ class Runner {
 }  // namespace
 
 BenchOutcome run_bench(const BenchOptions& options) { return Runner(options).run(); }
+
+BeamShape beam_shape(const BenchOptions& options, int width) {
+  BeamShape b;
+  b.width = width;
+  b.steps = options.beam_steps;
+  b.prune_every = options.beam_prune_every;
+  b.prompt = std::min(options.serving_prompt, options.config.capacity - options.beam_steps);
+  return b;
+}
+
+int prefix_prompt(const BenchOptions& options) {
+  return std::min(options.serving_prompt, options.config.capacity);
+}
 
 int position_past_cache(const ModelConfig& config, std::size_t llc_bytes, double factor) {
   const double target = factor * static_cast<double>(llc_bytes);

@@ -25,6 +25,7 @@
 #include "harness/bench/check.h"
 #include "harness/bench/device_bandwidth.h"
 #include "harness/bench/machine.h"
+#include "harness/bench/workload.h"
 #include "harness/config.h"
 #include "harness/registry.h"
 
@@ -43,6 +44,15 @@ struct BenchOptions {
   // block, and the K/V budget in bytes (0: grow as needed).
   int block_size = ImplOptions{}.block_size;
   std::uint64_t kv_budget_bytes = 0;
+  // Serving benchmarks (workload.h), one thread each. The beam widths (empty: no beam
+  // benchmarks) share one BeamShape whose prompt is min(serving_prompt, capacity - steps);
+  // the prefix prefill's prompt is min(serving_prompt, capacity) (prefix_prefill false: none).
+  // Off here; `kvbench bench` turns both on unless --serving none.
+  std::vector<int> beam_widths;
+  int beam_steps = BeamShape{}.steps;
+  int beam_prune_every = BeamShape{}.prune_every;
+  int serving_prompt = BeamShape{}.prompt;
+  bool prefix_prefill = false;
   double min_time = 0.1;               // Google Benchmark's --benchmark_min_time (seconds)
   int repetitions = 1;                 // Google Benchmark's --benchmark_repetitions
   // A series stops before a size whose one iteration is predicted to take longer than this
@@ -109,6 +119,11 @@ struct BenchOutcome {
 // RETURNS: what ran; the JSON file is written even when some benchmarks failed or some
 // implementations failed their check (those are not timed; outcome.failed_checks).
 BenchOutcome run_bench(const BenchOptions& options);
+
+// RETURNS: the beam search the runner runs at `width` (its prompt clamped to the capacity).
+BeamShape beam_shape(const BenchOptions& options, int width);
+// RETURNS: the prompt length of the prefix-prefill benchmark.
+int prefix_prompt(const BenchOptions& options);
 
 // RETURNS: the smallest power of two t >= 16 whose K/V bytes (t x kv_bytes_per_token) are
 // at least `factor` x llc_bytes, clamped to capacity - 1 (where the cache cannot grow that

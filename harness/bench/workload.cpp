@@ -110,4 +110,117 @@ void DecodeAtPosition::after_step() {
   stepping_ = id_;
 }
 
+// ---- BeamSearch ------------------------------------------------------------------------------
+
+BeamSearch::BeamSearch(KvCache& cache, const BeamShape& shape, std::uint64_t input_seed)
+    : cache_(cache), shape_(shape) {
+  const ModelConfig& c = cache_.config();
+  require(shape.width >= 2 && shape.width % 2 == 0,
+          "beam search: width must be even and >= 2 (a prune keeps half), got ", shape.width);
+  require(shape.prompt >= 1, "beam search: prompt must be >= 1 token, got ", shape.prompt);
+  require(shape.steps >= 1, "beam search: steps must be >= 1, got ", shape.steps);
+  require(shape.prune_every >= 1, "beam search: prune_every must be >= 1, got ",
+          shape.prune_every);
+  require(shape.prompt + shape.steps <= c.capacity, "beam search: prompt ", shape.prompt,
+          " + steps ", shape.steps, " exceeds the capacity ", c.capacity);
+  prompt_ = benchmark_inputs(c, shape.prompt, input_seed);
+  rows_ = benchmark_inputs(c, shape.steps * shape.width, input_seed ^ 0xbea3ULL);
+  batch_.resize(static_cast<std::size_t>(shape.width) * c.d_model);
+}
+
+void BeamSearch::start() {
+  require(beams_.empty(), "beam search: start() while a round is running");
+  const SeqId prompt = cache_.create_sequence();
+  beams_.push_back(prompt);
+  cache_.prefill(prompt, prompt_, PrefillRows::last);
+  while (static_cast<int>(beams_.size()) < shape_.width) beams_.push_back(cache_.fork(prompt));
+  steps_done_ = 0;
+  sample();
+}
+
+void BeamSearch::step() {
+  const int width = cache_.config().d_model;
+  const auto row = static_cast<std::ptrdiff_t>(steps_done_) * shape_.width * width;
+  std::copy_n(rows_.begin() + row, batch_.size(), batch_.begin());
+  cache_.decode(beams_, batch_);
+  ++steps_done_;
+}
+
+void BeamSearch::after_step() {
+  sample();
+  if (steps_done_ % shape_.prune_every != 0 || done()) return;
+  for (std::size_t b = 1; b < beams_.size(); b += 2) {
+    cache_.drop(beams_[b]);
+    beams_[b] = cache_.fork(beams_[b - 1]);
+  }
+}
+
+void BeamSearch::finish() {
+  for (SeqId id : beams_) cache_.drop(id);
+  beams_.clear();
+}
+
+int BeamSearch::prunes_per_round() const { return (shape_.steps - 1) / shape_.prune_every; }
+
+int BeamSearch::forks_per_round() const {
+  return shape_.width - 1 + prunes_per_round() * shape_.width / 2;
+}
+
+void BeamSearch::sample() {
+  const Stats s = cache_.stats();
+  memory_.held_peak = std::max(memory_.held_peak, s.bytes_held);
+  memory_.reserved_peak = std::max(memory_.reserved_peak, s.bytes_reserved);
+  held_sum_ += static_cast<double>(s.bytes_held);
+  reserved_sum_ += static_cast<double>(s.bytes_reserved);
+  ++memory_.samples;
+  memory_.held_mean = held_sum_ / memory_.samples;
+  memory_.reserved_mean = reserved_sum_ / memory_.samples;
+}
+
+// ---- PrefixPrefill ---------------------------------------------------------------------------
+
+int cached_prefix_tokens(int prompt, int block_size) {
+  require(prompt >= 0 && block_size >= 1, "cached_prefix_tokens: prompt ", prompt,
+          " must be >= 0 and block_size ", block_size, " >= 1");
+  const long long ninety = 9LL * prompt / 10;
+  return static_cast<int>(ninety / block_size * block_size);
+}
+
+PrefixPrefill::PrefixPrefill(KvCache& cache, int prompt, int block_size,
+                             std::uint64_t input_seed)
+    : cache_(cache), prompt_(prompt), prefix_(0), input_seed_(input_seed) {
+  require(prompt >= 1 && prompt <= cache.config().capacity, "prefix prefill: prompt must be in [1, ",
+          cache.config().capacity, "], got ", prompt);
+  prefix_ = cached_prefix_tokens(prompt, block_size);
+}
+
+void PrefixPrefill::prepare() {
+  require(cold_id_ < 0, "prefix prefill: prepare() while a round is running");
+  const ModelConfig& c = cache_.config();
+  // Three streams per round: the shared prefix with the warm prompt's tail after it, and the
+  // cold prompt. A splitmix64 output as each seed (as DecodeAtPosition::prompt_rows).
+  InputStream seeder(input_seed_ + 3 * round_++);
+  warm_rows_ = benchmark_inputs(c, prompt_, seeder.next_u64());
+  cold_rows_ = benchmark_inputs(c, prompt_, seeder.next_u64());
+  if (prefix_ > 0) {
+    const SeqId earlier = cache_.create_sequence();
+    const std::vector<float> prefix(warm_rows_.begin(),
+                                    warm_rows_.begin() + static_cast<std::ptrdiff_t>(prefix_) * c.d_model);
+    cache_.prefill(earlier, prefix, PrefillRows::last);
+    cache_.drop(earlier);
+  }
+  cold_id_ = cache_.create_sequence();
+  warm_id_ = cache_.create_sequence();
+}
+
+void PrefixPrefill::cold() { cache_.prefill(cold_id_, cold_rows_, PrefillRows::last); }
+
+void PrefixPrefill::warm() { cache_.prefill(warm_id_, warm_rows_, PrefillRows::last); }
+
+void PrefixPrefill::finish() {
+  if (cold_id_ >= 0) cache_.drop(cold_id_);
+  if (warm_id_ >= 0) cache_.drop(warm_id_);
+  cold_id_ = warm_id_ = -1;
+}
+
 }  // namespace kvbench::bench

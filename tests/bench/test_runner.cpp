@@ -240,6 +240,79 @@ TEST(PositionPastCache, SmallestPowerOfTwoAboveFactorTimesCache) {
   EXPECT_EQ(position_past_cache(c, 1 << 20, 2.0), 999);
 }
 
+// The serving benchmarks on fake_cached (fork, K/V cache; fake_naive holds none and gets
+// neither): counts and memory only, never speed. fake_cached holds 64 bytes per token
+// (2 x L 1 x H_kv 1 x d 8 x 4) per sequence, so a beam search's memory follows exactly.
+TEST_F(Fixture, ServingBenchmarksRecordMemoryAndPrefixCounters) {
+  options.tokens.clear();
+  options.positions.clear();
+  options.long_impls.clear();
+  options.beam_widths = {2, 4};
+  options.beam_steps = 8;
+  options.beam_prune_every = 4;
+  options.serving_prompt = 20;
+  options.prefix_prefill = true;
+  const json out = run("serving.json");
+  EXPECT_EQ(out["benchmarks"].size(), 3u);
+  EXPECT_EQ(find_run(out, "beam/fake_naive/width:2"), nullptr) << "no K/V cache: no beams";
+  EXPECT_EQ(find_run(out, "prefix_prefill/fake_naive/P:20"), nullptr);
+  for (const int width : {2, 4}) {
+    const json* b = find_run(out, "beam/fake_cached/width:" + std::to_string(width));
+    ASSERT_NE(b, nullptr) << width;
+    EXPECT_EQ((*b)["time_unit"], "ms");
+    EXPECT_DOUBLE_EQ((*b)["width"].get<double>(), width);
+    EXPECT_DOUBLE_EQ((*b)["steps"].get<double>(), 8);
+    EXPECT_DOUBLE_EQ((*b)["prune_every"].get<double>(), 4);
+    EXPECT_DOUBLE_EQ((*b)["prompt_tokens"].get<double>(), 20);
+    // One prune (after step 4; none after the last step); W - 1 forks at the start and W / 2
+    // at the prune.
+    EXPECT_DOUBLE_EQ((*b)["prunes"].get<double>(), 1);
+    EXPECT_DOUBLE_EQ((*b)["forks"].get<double>(), width - 1 + width / 2);
+    // Every beam copies its history: W x (20 + 8) tokens at the end; the mean over the
+    // samples at 20, 21, ..., 28 tokens per beam is W x 24 tokens.
+    EXPECT_DOUBLE_EQ((*b)["bytes_held_peak"].get<double>(), width * 28 * 64);
+    EXPECT_DOUBLE_EQ((*b)["bytes_held_mean"].get<double>(), width * 24 * 64);
+    EXPECT_DOUBLE_EQ((*b)["bytes_reserved_peak"].get<double>(), width * 28 * 64);
+    EXPECT_DOUBLE_EQ((*b)["bytes_held"].get<double>(), width * 28 * 64);
+    // Per round: the prompt's 20 rows once, then one K/V row per beam and step; a fork
+    // projects nothing.
+    EXPECT_DOUBLE_EQ((*b)["projection_rows"].get<double>(), 20 + width * 8);
+    EXPECT_GT((*b)["seconds_per_step"].get<double>(), 0);
+  }
+  const json* p = find_run(out, "prefix_prefill/fake_cached/P:20");
+  ASSERT_NE(p, nullptr);
+  // 90 % of 20 is 18, rounded down to whole blocks of 16.
+  EXPECT_DOUBLE_EQ((*p)["prefix_tokens"].get<double>(), 16);
+  EXPECT_DOUBLE_EQ((*p)["prompt_tokens"].get<double>(), 20);
+  EXPECT_DOUBLE_EQ((*p)["prefix_hit_tokens"].get<double>(), 0) << "no prefix cache";
+  EXPECT_DOUBLE_EQ((*p)["cold_hit_tokens"].get<double>(), 0);
+  EXPECT_GT((*p)["cold_seconds"].get<double>(), 0);
+  EXPECT_GT((*p)["warm_over_cold"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ((*p)["bytes_held"].get<double>(), 0) << "every sequence dropped";
+  const json k = json::parse(out["context"]["kvbench"].get<std::string>());
+  EXPECT_EQ(k["options"]["beam"]["steps"], 8);
+  EXPECT_EQ(k["options"]["beam"]["prompt_tokens"], 20);
+  EXPECT_EQ(k["options"]["prefix_prefill"]["prefix_tokens"], 16);
+}
+
+// A prompt with no whole block in its first 90 % stops the prefix series (a stop, not a
+// failure); beams whose prompt and steps pass the capacity are an error before any work.
+TEST_F(Fixture, ServingBenchmarksStopOrRefuseWhereTheShapeDoesNotFit) {
+  options.tokens.clear();
+  options.positions.clear();
+  options.long_impls.clear();
+  options.prefix_prefill = true;
+  options.serving_prompt = 10;
+  const json out = run("short.json");
+  EXPECT_TRUE(out["benchmarks"].empty());
+  const json k = json::parse(out["context"]["kvbench"].get<std::string>());
+  ASSERT_EQ(k["stops"].size(), 1u);
+  EXPECT_EQ(k["stops"][0]["series"], "prefix_prefill/fake_cached");
+  options.beam_widths = {3};
+  options.out_path = dir + "/odd.json";
+  EXPECT_THROW(run_bench(options), Error);
+}
+
 // compare.py (Debian libbenchmark-tools) must read two bench outputs.
 std::string find_compare_py() {
   for (const char* p : {"/usr/share/benchmark/compare.py", "/usr/lib/benchmark/compare.py"}) {

@@ -58,6 +58,24 @@ TEST(BenchmarkNames, RoundTripWithGoogleBenchmarkSuffixes) {
   EXPECT_EQ(agg->size, 64);
 }
 
+TEST(BenchmarkNames, ServingBenchmarksRoundTrip) {
+  BenchmarkId b{BenchKind::beam, "paged", 1, 8};
+  EXPECT_EQ(benchmark_name(b), "beam/paged/width:8");
+  EXPECT_EQ(series_name(b), "beam/paged");
+  BenchmarkId p{BenchKind::prefix_prefill, "cpu_cached", 1, 512};
+  EXPECT_EQ(benchmark_name(p), "prefix_prefill/cpu_cached/P:512");
+  for (const BenchmarkId& id : {b, p}) {
+    const auto back = parse_benchmark_name(benchmark_name(id) + "/manual_time");
+    ASSERT_TRUE(back) << benchmark_name(id);
+    EXPECT_EQ(back->kind, id.kind);
+    EXPECT_EQ(back->impl, id.impl);
+    EXPECT_EQ(back->size, id.size);
+  }
+  for (const char* bad : {"beam/x/width:0", "beam/x/T:4", "prefix_prefill/x/pos:4"}) {
+    EXPECT_FALSE(parse_benchmark_name(bad)) << bad;
+  }
+}
+
 TEST(BenchmarkNames, RejectsForeignNames) {
   for (const char* bad : {"BM_memcpy/64", "generate/x", "generate//T:4", "generate/x/N:4",
                           "decode_step/x/pos:4", "decode_step/x/threads:0/pos:4",

@@ -1,7 +1,10 @@
 // The workloads' op counts against the formulas (DESIGN.md): a generation of T tokens costs a
 // cache L*T projection rows and a cache-less decoder L*T(T+1)/2; both make H*L*T(T+1)/2
 // query-key dot products. Checked on the test fakes, whose counters follow the contract.
+// The serving workloads' memory on the real cpu_cached and paged (exact bytes held).
 #include <gtest/gtest.h>
+
+#include <map>
 
 #include "harness/bench/bandwidth.h"
 #include "harness/bench/workload.h"
@@ -168,6 +171,81 @@ TEST(Bandwidth, ReferenceIsMeasuredPerThreadCountOverEveryVariant) {
   }
   EXPECT_THROW(measure_read_reference(4096, {1}, 1), Error);
   EXPECT_THROW(measure_read_reference(4 << 20, {0}, 1), Error);
+}
+
+}  // namespace
+}  // namespace kvbench::bench
+
+namespace kvbench::bench {
+namespace {
+
+// The beam search on the real contiguous and block-pool caches (the built-ins this test's
+// main registers): cpu_cached copies every beam's history; paged shares the prompt's blocks
+// and each survivor's partial block after a fork. W = 4, P = 32 (two full blocks of 16),
+// S = 8, a prune after step 4. paged: after step 1 each beam has its own partial block (the
+// prompt's blocks are full, so no copy), 2 + 4 blocks; the prune frees 2 and re-shares 2,
+// and the first write into a shared partial block copies it (copy-on-write): 6 blocks again.
+TEST(Workload, BeamSearchMemoryContiguousAgainstBlockPool) {
+  const ModelConfig c = ModelConfig::make(1, 16, 2, 1, 8, 64);
+  const std::uint64_t per_token = c.kv_bytes_per_token();
+  BeamShape shape;
+  shape.width = 4;
+  shape.prompt = 32;
+  shape.steps = 8;
+  shape.prune_every = 4;
+  std::map<std::string, BeamMemory> seen;
+  for (const char* name : {"cpu_cached", "paged"}) {
+    const ImplInfo* impl = Registry::global().find(name);
+    if (!impl) GTEST_SKIP() << name << " not registered";
+    ImplOptions options;
+    options.block_size = 16;
+    auto cache = impl->create(ModelWeights::from_seed(c), options);
+    BeamSearch search(*cache, shape, 11);
+    for (int round = 0; round < 2; ++round) {
+      search.start();
+      while (!search.done()) {
+        search.step();
+        search.after_step();
+      }
+      search.finish();
+      EXPECT_TRUE(cache->sequences().empty()) << name;
+    }
+    EXPECT_EQ(search.forks_per_round(), 3 + 2) << name;
+    EXPECT_EQ(search.prunes_per_round(), 1) << name;
+    EXPECT_EQ(search.memory().samples, 2 * (1 + 8)) << name;
+    seen[name] = search.memory();
+  }
+  // cpu_cached: W sequences of 32 + 8 tokens at the end.
+  EXPECT_EQ(seen["cpu_cached"].held_peak, 4 * 40 * per_token);
+  // paged: 6 blocks of 16 tokens at the peak, 2 (the shared prompt) right after the fork.
+  EXPECT_EQ(seen["paged"].held_peak, 6 * 16 * per_token);
+  EXPECT_DOUBLE_EQ(seen["paged"].held_mean, (2.0 + 8 * 6.0) / 9 * 16 * per_token);
+  EXPECT_LT(seen["paged"].held_peak, seen["cpu_cached"].held_peak);
+}
+
+// The prefix prefill: 90 % rounded down to whole blocks; a cache without a prefix cache hits
+// nothing, and every round leaves no sequence behind.
+TEST(Workload, PrefixPrefillSharesWholeBlocksOfNinetyPercent) {
+  EXPECT_EQ(cached_prefix_tokens(512, 16), 448);
+  EXPECT_EQ(cached_prefix_tokens(100, 16), 80);
+  EXPECT_EQ(cached_prefix_tokens(10, 16), 0);
+  EXPECT_EQ(cached_prefix_tokens(160, 1), 144);
+  EXPECT_THROW(cached_prefix_tokens(10, 0), Error);
+  Fakes fakes;
+  const ModelConfig c = tiny();
+  auto cache = fakes.make("fake_cached", c);
+  PrefixPrefill prefix(*cache, 40, 16, 3);
+  EXPECT_EQ(prefix.prefix(), 32);
+  const Stats before = cache->stats();
+  prefix.prepare();
+  prefix.cold();
+  prefix.warm();
+  prefix.finish();
+  EXPECT_TRUE(cache->sequences().empty());
+  const Stats d = stats_delta(before, cache->stats());
+  // L x (32 prefix rows + 40 cold + 40 warm) projected: nothing reused.
+  EXPECT_EQ(d.kv_projection_rows, static_cast<std::uint64_t>(c.layers) * (32 + 40 + 40));
+  EXPECT_EQ(cache->stats().prefix_hit_tokens, 0u);
 }
 
 }  // namespace

@@ -86,6 +86,9 @@ parse)
   expect_error "--block-size: 0 is not in 1..1048576" bench --block-size 0
   expect_error "--block-size: -4 is not in 1..1048576" bench --block-size -4
   expect_error "--kv-budget-bytes: -1 is not >= 0" bench --kv-budget-bytes -1
+  expect_error "--serving: 'bogus' is not beam, prefix or none" bench --serving bogus --out "$tmp/never.json"
+  expect_error "--serving: none leaves out both and stands alone, got 'none,beam'" \
+    bench --serving none,beam --out "$tmp/never.json"
   expect_error "--kv-budget-bytes 100 cannot hold one block of 32768 bytes (--block-size 16 x 2048 bytes per token of shape 'default')" \
     bench --impl paged --kv-budget-bytes 100 --out "$tmp/never.json"
   expect_error "--jobs: 0 is not in 1..1024" gate --jobs 0

@@ -87,6 +87,48 @@ struct Synthetic {
     if (gen && setup(impl, size) >= 0) doc["benchmarks"].back()["setup_seconds"] = setup(impl, size);
   }
 
+  // A beam search as the runner writes it (harness/bench/runner.cpp: beam_body): the time
+  // is its `steps` decode steps; memory peak and mean as given.
+  void add_beam(const std::string& impl, int width, double held_peak, double held_mean,
+                double reserved_peak, double seconds_per_step, int prompt = 512, int steps = 32,
+                int prune_every = 8) {
+    bench::BenchmarkId id{bench::BenchKind::beam, impl, 1, width};
+    add_raw(id, seconds_per_step * steps,
+            {{"width", width}, {"size", width}, {"prompt_tokens", prompt}, {"steps", steps},
+             {"prune_every", prune_every}, {"bytes_held_peak", held_peak},
+             {"bytes_held_mean", held_mean}, {"bytes_reserved_peak", reserved_peak},
+             {"bytes_reserved_mean", reserved_peak}, {"bytes_held", held_peak},
+             {"bytes_reserved", reserved_peak}, {"seconds_per_step", seconds_per_step},
+             {"cow_copies", 4}});
+  }
+
+  // A prefix-hit prefill (runner.cpp: prefix_body): the time is the warm prefill.
+  void add_prefix(const std::string& impl, int prompt, int prefix, double warm, double cold,
+                  double hits) {
+    bench::BenchmarkId id{bench::BenchKind::prefix_prefill, impl, 1, prompt};
+    add_raw(id, warm,
+            {{"size", prompt}, {"prompt_tokens", prompt}, {"prefix_tokens", prefix},
+             {"warm_seconds", warm}, {"cold_seconds", cold}, {"warm_over_cold", warm / cold},
+             {"prefix_hit_tokens", hits}, {"cold_hit_tokens", 0}});
+  }
+
+  void add_raw(const bench::BenchmarkId& id, double seconds, const json& counters) {
+    json b = {{"name", bench::benchmark_name(id) + "/manual_time"},
+              {"family_index", doc["benchmarks"].size()},
+              {"per_family_instance_index", 0},
+              {"run_name", bench::benchmark_name(id) + "/manual_time"},
+              {"run_type", "iteration"},
+              {"repetitions", 1},
+              {"repetition_index", 0},
+              {"threads", 1},
+              {"iterations", 10},
+              {"real_time", seconds * 1e3},
+              {"cpu_time", seconds * 1e3},
+              {"time_unit", "ms"}};
+    b.update(counters);
+    doc["benchmarks"].push_back(b);
+  }
+
   json reference_json() const {
     json out = json::array();
     for (const auto& [threads, rate] : reference) {

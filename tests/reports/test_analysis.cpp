@@ -2,6 +2,8 @@
 // speedup against the op-count ratio, and each target's figure and verdict.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "reports/analysis.h"
 #include "harness/error.h"
 #include "reports/format.h"
@@ -266,6 +268,71 @@ TEST(BenchData, ANegativeSetupTimeIsAnErrorNamingIt) {
 }
 
 // ---- growth laws -----------------------------------------------------------------------------
+
+// Beam memory: the saving against cpu_cached at the same width, of its held and of its
+// reserved bytes, with the vLLM paper's range beside it; the prefix prefill's warm/cold ratio.
+TEST(Analysis, ServingSavingsAgainstCpuCachedAndPrefixRatio) {
+  Synthetic s;
+  s.add_beam("cpu_cached", 4, 4000, 3800, 400000, 1e-4);
+  s.add_beam("cpu_cached", 8, 8000, 7600, 800000, 2e-4);
+  s.add_beam("paged", 4, 1000, 900, 32000, 1.5e-4);
+  s.add_beam("paged", 8, 1500, 1400, 32000, 2e-4);
+  s.add_beam("torch_cached", 4, 4000, 3800, 400000, 1e-3);  // no width 8: nothing to set it against
+  s.add_prefix("cpu_cached", 512, 448, 0.0101, 0.0100, 0);
+  s.add_prefix("prefix_cached", 512, 448, 0.0012, 0.0100, 448);
+  const Analysis a = analyze(parse_bench(s.standard()));
+  ASSERT_EQ(a.beam.size(), 5u);
+  auto point = [&](const std::string& impl, int width) -> const BeamPoint& {
+    for (const auto& b : a.beam) {
+      if (b.impl == impl && b.width == width) return b;
+    }
+    throw std::runtime_error("no beam point " + impl);
+  };
+  EXPECT_DOUBLE_EQ(point("paged", 4).saving_vs_held, 0.75);
+  EXPECT_DOUBLE_EQ(point("paged", 8).saving_vs_held, 1 - 1500.0 / 8000);
+  EXPECT_DOUBLE_EQ(point("paged", 4).saving_vs_reserved, 1 - 1000.0 / 400000);
+  EXPECT_DOUBLE_EQ(point("torch_cached", 4).saving_vs_held, 0);
+  EXPECT_TRUE(std::isnan(point("cpu_cached", 4).saving_vs_held)) << "not against itself";
+  EXPECT_DOUBLE_EQ(point("paged", 8).held_mean, 1400);
+  EXPECT_DOUBLE_EQ(point("paged", 4).seconds_per_step, 1.5e-4);
+  EXPECT_EQ(point("paged", 4).steps, 32);
+  EXPECT_TRUE(any_verdict_contains(a, "paged at width 4: peak 1000 B held"));
+  EXPECT_TRUE(any_verdict_contains(a, "75% saved"));
+  EXPECT_TRUE(any_verdict_contains(a, "37%-55%"));
+  ASSERT_EQ(a.prefix_prefill.size(), 2u);
+  for (const auto& p : a.prefix_prefill) {
+    EXPECT_EQ(p.prefix, 448);
+    if (p.impl == "cpu_cached") {
+      EXPECT_NEAR(p.ratio, 1.01, 1e-12);
+      EXPECT_EQ(p.hit_tokens, 0);
+    } else {
+      EXPECT_NEAR(p.ratio, 0.12, 1e-12);
+      EXPECT_EQ(p.hit_tokens, 448);
+    }
+  }
+  EXPECT_TRUE(any_verdict_contains(a, "prefix_cached: a 512-token prefill whose first 448"));
+  EXPECT_TRUE(any_verdict_contains(a, "0.12x the cold time"));
+  EXPECT_TRUE(any_verdict_contains(a, "no prefix reuse: warm and cold do the same work"));
+  const json f = a.to_json();
+  ASSERT_TRUE(f["serving"]["beam"].is_array());
+  EXPECT_EQ(f["serving"]["beam"].size(), 5u);
+  EXPECT_EQ(f["serving"]["prefix_prefill"].size(), 2u);
+  EXPECT_DOUBLE_EQ(f["serving"]["vllm_beam_saving"]["low"].get<double>(), 0.37);
+}
+
+// An output without the serving benchmarks (older ones, --serving none) still analyzes and
+// says "not measured".
+TEST(Analysis, OutputWithoutServingBenchmarksSaysNotMeasured) {
+  Synthetic s;
+  const Analysis a = analyze(parse_bench(s.standard()));
+  EXPECT_TRUE(a.beam.empty());
+  EXPECT_TRUE(a.prefix_prefill.empty());
+  EXPECT_TRUE(any_verdict_contains(a, "not measured: the bench output has no beam benchmarks"));
+  EXPECT_TRUE(any_verdict_contains(a, "not measured: the bench output has no prefix_prefill"));
+  const json f = a.to_json();
+  EXPECT_EQ(f["serving"]["beam"], "not measured");
+  EXPECT_EQ(f["serving"]["prefix_prefill"], "not measured");
+}
 
 TEST(GrowthLaw, SublinearLinearBetweenAndQuadratic) {
   EXPECT_EQ(growth_law(0.6), "sublinear");

@@ -131,6 +131,55 @@ TEST(Report, SummaryStatesSetupAndWhereItWouldHaveDominated) {
   EXPECT_NE(omd.find("- cpu_cached: setup not recorded"), std::string::npos) << omd;
 }
 
+// The Serving section: the beam and prefix tables and their sentences, kept out of the
+// Verdicts list; an output without them says not measured.
+TEST(Report, SummaryHasAServingSection) {
+  testing::Synthetic s;
+  s.add_beam("cpu_cached", 4, 4000, 3800, 400000, 1e-4);
+  s.add_beam("paged", 4, 1000, 900, 32000, 1.5e-4);
+  s.add_prefix("paged", 512, 448, 0.0101, 0.0100, 0);
+  const BenchData data = parse_bench(s.standard(), "serving.json");
+  const Analysis a = analyze(data);
+  const std::string md = render_markdown(data, a, {});
+  const std::size_t serving = md.find("\n## Serving\n");
+  ASSERT_NE(serving, std::string::npos) << md;
+  EXPECT_NE(md.find("| paged | 4 | 1000 B | 900 B | 31.2 KiB | 75% | 99.8% | 37%-55% | 150 us |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| paged | 512 | 448 | 10.1 ms | 10 ms | 1.01 | 0 |"), std::string::npos) << md;
+  EXPECT_GT(md.find("- paged at width 4: peak"), serving) << "in the Serving section only";
+  EXPECT_EQ(count(md, "- paged at width 4: peak"), 1u);
+  const std::string html = render_html(data, a, {});
+  EXPECT_NE(html.find("<h2>Serving</h2>"), std::string::npos);
+  EXPECT_NE(html.find("<td>75%</td>"), std::string::npos);
+
+  testing::Synthetic old;
+  const BenchData o = parse_bench(old.standard(), "old.json");
+  const std::string omd = render_markdown(o, analyze(o), {});
+  EXPECT_NE(omd.find("## Serving\n\n- not measured: the bench output has no beam"),
+            std::string::npos) << omd;
+}
+
+// With beam benchmarks the report draws a sixth plot, the beam memory; without, five (above).
+TEST(Report, BeamMemoryPlotWhenBeamsWereMeasured) {
+  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot not found: install the Debian package gnuplot-nox";
+  const std::string dir = ::testing::TempDir() + "/kvbench-report-beam-test";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  testing::Synthetic s;
+  s.add_beam("cpu_cached", 4, 4000, 3800, 400000, 1e-4);
+  s.add_beam("cpu_cached", 8, 8000, 7600, 800000, 2e-4);
+  s.add_beam("paged", 4, 1000, 900, 32000, 1.5e-4);
+  s.add_beam("paged", 8, 1500, 1400, 32000, 2e-4);
+  const std::string input = dir + "/bench.json";
+  std::ofstream(input) << s.standard().dump(1);
+  const ReportFiles files = write_report(input, dir + "/report");
+  ASSERT_EQ(files.plots.size(), 6u);
+  EXPECT_EQ(files.plots.back().name, "beam_memory");
+  EXPECT_FALSE(files.plots.back().empty);
+  EXPECT_NE(slurp(files.plots.back().svg).find("<svg"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir + "/report/data/beam_paged.dat"));
+}
+
 TEST(Report, MissingInputIsAnErrorNamingIt) {
   try {
     write_report("/nonexistent/x.json", ::testing::TempDir() + "/kvbench-report-missing");
