@@ -43,9 +43,12 @@ CounterResult run_counter_workload(const ImplInfo& impl, const GateWorkload& w) 
   CounterResult result;
 
   std::vector<SeqId> ids;
+  std::vector<float> first_prompt;
   for (int prompt : w.counters.prompts) {
     ids.push_back(cache->create_sequence());
-    cache->prefill(ids.back(), in.rows(prompt, dm));
+    std::vector<float> rows = in.rows(prompt, dm);
+    cache->prefill(ids.back(), rows);
+    if (first_prompt.empty()) first_prompt = std::move(rows);
   }
   result.phases = "prefill";
   for (int s = 0; s < w.counters.batch_steps; ++s) {
@@ -75,6 +78,14 @@ CounterResult run_counter_workload(const ImplInfo& impl, const GateWorkload& w) 
   if (child >= 0) {
     cache->drop(child);
     result.phases += ",drop";
+  }
+  if (w.counters.shared_prefix > 0) {
+    std::vector<float> rows(first_prompt.begin(),
+                            first_prompt.begin() + static_cast<long>(w.counters.shared_prefix) * dm);
+    const std::vector<float> own = in.rows(8, dm);
+    rows.insert(rows.end(), own.begin(), own.end());
+    cache->prefill(cache->create_sequence(), rows, PrefillRows::last);
+    result.phases += ",shared_prompt";
   }
 
   const Stats stats = cache->stats();

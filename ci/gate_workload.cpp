@@ -31,6 +31,10 @@ void GateWorkload::validate() const {
           "gate workload: the counters workload passes the capacity ", cap);
   require(counters.truncate_to >= 0, "gate workload: counters.truncate_to is ",
           counters.truncate_to, " (must be >= 0)");
+  require(counters.shared_prefix >= 0 && counters.shared_prefix <= counters.prompts.front() &&
+              counters.shared_prefix + 8 <= cap,
+          "gate workload: counters.shared_prefix is ", counters.shared_prefix,
+          " (must be 0..the first prompt's ", counters.prompts.front(), " rows)");
   require(!decode.positions.empty(), "gate workload: decode.positions is empty");
   for (int p : decode.positions) {
     require(p >= 1 && p + decode.steps <= cap, "gate workload: decode position ", p,
@@ -80,7 +84,8 @@ json to_json(const GateWorkload& w) {
         {"batch_steps", w.counters.batch_steps},
         {"fork_steps", w.counters.fork_steps},
         {"truncate_to", w.counters.truncate_to},
-        {"final_steps", w.counters.final_steps}}},
+        {"final_steps", w.counters.final_steps},
+        {"shared_prefix", w.counters.shared_prefix}}},
       {"decode", {{"positions", w.decode.positions}, {"steps", w.decode.steps}}},
       {"sweep",
        {{"positions", w.sweep.positions},
@@ -121,6 +126,7 @@ GateWorkload workload_from_json(const json& j) {
   w.counters.fork_steps = field<int>(c, "counters.", "fork_steps");
   w.counters.truncate_to = field<int>(c, "counters.", "truncate_to");
   w.counters.final_steps = field<int>(c, "counters.", "final_steps");
+  w.counters.shared_prefix = field<int>(c, "counters.", "shared_prefix");
   const json& d = j.contains("decode") ? j.at("decode") : json();
   w.decode.positions = field<std::vector<int>>(d, "decode.", "positions");
   w.decode.steps = field<int>(d, "decode.", "steps");

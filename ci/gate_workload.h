@@ -1,7 +1,8 @@
 // GateWorkload: the fixed work the regression gate runs on every implementation.
 //
 // Three workloads, all on one small model (gate_model()):
-//   counters  a scripted session (prefill two prompts, batched decode, fork, truncate, drop)
+//   counters  a scripted session (prefill two prompts, batched decode, fork, truncate, drop,
+//             a prompt sharing sequence 0's first block)
 //             whose op counters and bytes held must equal the baseline exactly;
 //   decode    a batch of sequences, each already holding some tokens, decodes `steps` tokens;
 //             callgrind counts the instructions of those decode calls only (and the same
@@ -29,6 +30,10 @@ struct CounterWorkload {
   int fork_steps = 8;                   // fork sequence 0, decode the child and sequence 1
   int truncate_to = 30;                 // truncate sequence 1 to this length...
   int final_steps = 4;                  // ...then decode every live sequence this many steps
+  // Then a new sequence prefilled with the first `shared_prefix` rows of sequence 0's prompt
+  // and 8 rows of its own: a prefix cache (block size 16) reuses sequence 0's first block,
+  // so its kv_projection_rows count the reuse (0: no such phase).
+  int shared_prefix = 16;
 };
 
 struct DecodeWorkload {

@@ -9,6 +9,7 @@ namespace kvbench::gate {
 void register_worker_impls(Registry& registry) {
   register_naive(registry);
   register_cpu_cached(registry);
+  register_paged(registry);  // paged and prefix_cached
 }
 
 }  // namespace kvbench::gate

@@ -20,7 +20,17 @@
 // A step is cpu_cached's step, the same code (impls/cpu_decoder.h): the same projections,
 // items, split-KV chunks for threads and merges; its kernel is attend_blocks
 // (cpu_attention.h), cpu_cached's tiles and online softmax over a block table, and this
-// file says where a position's rows are (the decoder's KvStore). bytes_held is blocks_in_use x the bytes of one block; bytes_reserved the slabs.
+// file says where a position's rows are (the decoder's KvStore). bytes_held is blocks_in_use
+// x the bytes of one block; bytes_reserved the slabs (and a prefix cache's kept rows).
+//
+// prefix_cached is the same class with the pool's prefix index on (paged_pool.h): every row
+// written also keeps its input and output row beside its block; a full block is indexed
+// under a hash chained over its predecessor's and its input rows. A prefill onto a table at a
+// block boundary first takes the indexed blocks that continue it with the prompt's full
+// blocks (content and predecessor checked: a collision is a miss), then computes only the
+// rows after them; the reused rows' outputs are the kept ones (PrefillRows::last needs none).
+// The budget check counts the reused cached blocks as taken before anything changes. Blocks
+// no table holds stay cached, evicted least recently released when the pool needs one.
 #include "impls/paged.h"
 
 #include <algorithm>
@@ -28,6 +38,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <sstream>
+#include <string>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -114,9 +126,9 @@ class PagedCache final : public KvCache, private cpu::KvStore {
   // Takes the blocks the writes need (Error naming what it needed, what was free and the
   // budget when they do not fit; nothing changed then), copy-on-write included.
   void reserve_blocks(const std::vector<PendingWrite>& writes, const char* op);
-  // Throws the budget error when `need` blocks are more than can be taken once `revived`
-  // cached blocks (a prefix hit's) are back in use.
-  void check_fits(std::uint64_t need, std::uint64_t revived, const char* op) const;
+  // RETURNS: "" when `need` blocks can be taken once `revived` cached blocks (a prefix hit's)
+  // are back in use, else the budget error naming what was needed, free and the budget.
+  std::string over_budget(std::uint64_t need, std::uint64_t revived, const char* op) const;
   // Prefix caches: keeps the input and output rows of the n staged rows beside their blocks.
   void keep_rows(const BlockTable& t, int from_pos, const float* x, const float* y, int n);
   // The decoder's KvStore: position pos of a table is row pos % block_size of its block
@@ -198,26 +210,34 @@ KvCache::Memory PagedCache::memory_in_use() const {
   return m;
 }
 
-void PagedCache::check_fits(std::uint64_t need, std::uint64_t revived, const char* op) const {
+std::string PagedCache::over_budget(std::uint64_t need, std::uint64_t revived,
+                                    const char* op) const {
   const std::uint64_t available = blocks_.available();
   const std::uint64_t free = available - std::min(available, revived);
-  if (need <= free) return;
-  fail(name(), ".", op, ": needs ", need, " more blocks of ", block_bytes_, " bytes, ", free,
-       " free of the budget's ", blocks_.max_blocks(), " blocks (kv_budget_bytes ",
-       options().kv_budget_bytes, ", block_size ", block_size_,
-       prefix_ ? "; cached blocks count as free: they are evicted to make room" : "", ")");
+  if (need <= free) return "";
+  std::ostringstream msg;
+  msg << name() << "." << op << ": needs " << need << " more blocks of " << block_bytes_
+      << " bytes, " << free << " free of the budget's " << blocks_.max_blocks()
+      << " blocks (kv_budget_bytes " << options().kv_budget_bytes << ", block_size "
+      << block_size_
+      << (prefix_ ? "; cached blocks count as free: they are evicted to make room" : "")
+      << ")";
+  return msg.str();
 }
 
 void PagedCache::reserve_blocks(const std::vector<PendingWrite>& writes, const char* op) {
   const std::uint64_t need = blocks_.blocks_needed(writes);
-  if (need > blocks_.available() && blocks_.fault() == Fault::half_write) {
-    // Planted: takes what it can before noticing (the bug the budget property catches).
-    for (const PendingWrite& w : writes) {
-      if (blocks_.blocks_needed({w}) > blocks_.available()) break;
-      blocks_.prepare_write(*w.table, w.n);
+  const std::string over = over_budget(need, 0, op);
+  if (!over.empty()) {
+    if (blocks_.fault() == Fault::half_write) {
+      // Planted: takes what it can before noticing (the bug the budget property catches).
+      for (const PendingWrite& w : writes) {
+        if (blocks_.blocks_needed({w}) > blocks_.available()) break;
+        blocks_.prepare_write(*w.table, w.n);
+      }
     }
+    fail(over);
   }
-  check_fits(need, 0, op);
   const std::uint64_t copies = blocks_.cow_copies();
   const std::uint64_t evictions = blocks_.evictions();
   for (const PendingWrite& w : writes) blocks_.prepare_write(*w.table, w.n);
@@ -273,7 +293,8 @@ void PagedCache::prefill_rows(SeqId id, const float* x, int n, float* out, bool 
     // (the table is at a block boundary, so nothing is copied).
     const std::uint64_t need = (static_cast<std::uint64_t>(rest) + block_size_ - 1) /
                                static_cast<std::uint64_t>(block_size_);
-    check_fits(need, blocks_.unreferenced(hits), "prefill");
+    const std::string over = over_budget(need, blocks_.unreferenced(hits), "prefill");
+    if (!over.empty()) fail(over);
     blocks_.attach(t, hits);
     counters().prefix_hit_tokens += static_cast<std::uint64_t>(h);
   }
@@ -348,7 +369,6 @@ void register_paged(Registry& registry) {
   info.caps.truncate = true;
   info.caps.threads = true;
   info.caps.blocks = true;
-  info.caps.gated = false;  // not in ci/baseline.json yet
   info.caps.dtypes = {DType::f32};
   info.caps.kv_read_model = KvReadModel::per_kv_head;
   info.create = [](std::shared_ptr<const ModelWeights> weights, const ImplOptions& options) {

@@ -696,7 +696,7 @@ void OpsRun::run(int max_ops, int max_live, Openings openings) {
     scenarios.push_back(kShareLiveDropped);
     scenarios.push_back(kShareEvicted);
     scenarios.push_back(kGraft);
-    if (impl_.caps.fork && impl_.caps.truncate) scenarios.push_back(kTruncateRegrow);
+    if (impl_.caps.fork && impl_.caps.truncate) scenarios.push_back(kRecycle);
   } else {
     if (impl_.caps.truncate) scenarios.push_back(kRollbackPrefill);
     if (impl_.caps.fork) scenarios.push_back(kForkPrefill);

@@ -195,7 +195,8 @@ void stale_body(const ImplInfo& impl) {
 
 // ---------------------------------------------------------------------------------------
 // 18. Prefix reuse (prefix caches). Openings whose prompts share prefixes with a live
-// sequence, a dropped one (its blocks cached) and an evicted one, then random operations
+// sequence, a dropped one (its blocks cached) and an evicted one, a cached block's rows after
+// another prefix, or blocks freed under a fork and recycled, then random operations
 // whose prompts continue earlier histories or graft one of their blocks after another
 // prefix; prefix_hash_bits 2 in most cases (every bucket shared), a budget of 3..12 blocks in
 // half of them (evictions). After every operation blocks_in_use, blocks_cached, evictions and

@@ -395,6 +395,8 @@ class RecordingCache final : public KvCache {
     counters().qk_dot_products = s.qk_dot_products;
     counters().kv_bytes_read = s.kv_bytes_read * scale_num_ / 4;
     counters().cow_copies = s.cow_copies;
+    counters().prefix_hit_tokens = s.prefix_hit_tokens;
+    counters().evictions = s.evictions;
   }
   void do_create(SeqId id) override {
     seqs_[id].inner = inner_->create_sequence();
@@ -521,7 +523,8 @@ std::vector<std::string> expected_features(const std::string& property) {
   if (property == "prefill_matches_decode") out.push_back("prefill onto a non-empty sequence");
   if (property == "block_boundaries") out.push_back("prefill onto a non-empty sequence");
   if (property == "pool_accounting" || property == "budget_rejects_unchanged" ||
-      property == "copy_on_write" || property == "stale_blocks") {
+      property == "copy_on_write" || property == "stale_blocks" ||
+      property == "prefix_reuse") {
     for (const char* op : {"create", "prefill", "decode", "fork", "truncate", "drop",
                            "drop of a parent while its child lives",
                            "decode of a child after its parent's drop"}) {
@@ -537,9 +540,12 @@ std::vector<std::string> expected_features(const std::string& property) {
 TEST(Choices, FirstTenCasesOfEachPropertyShowEveryChoice) {
   const ImplInfo contiguous = recording_impl();
   const ImplInfo blocks = recording_impl("paged");  // the block properties apply to it only
+  const ImplInfo prefix = recording_impl("prefix_cached");  // and prefix_reuse to this one
   for (const Property& property : all_properties()) {
     std::string why;
-    const ImplInfo& impl = property.applies(contiguous, &why) ? contiguous : blocks;
+    const ImplInfo& impl = property.applies(contiguous, &why) ? contiguous
+                           : property.applies(blocks, &why)   ? blocks
+                                                              : prefix;
     // The recording wrapper declares fp16/bf16 (for memory_accounting's dtypes) but stores
     // fp32 like the cpu_cached it wraps, which reduced_precision_storage rightly rejects;
     // that property draws its cases with gen_workload, shown here by the others.
