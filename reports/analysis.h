@@ -132,7 +132,8 @@ struct BeamPoint {
   double reserved_peak = 0, reserved_mean = 0; // Stats::bytes_reserved
   double seconds_per_step = 0;                 // one decode call of all beams
   double cow_copies = 0;                       // per beam search
-  // 1 - held_peak / cpu_cached's held_peak; 1 - held_peak / cpu_cached's reserved_peak.
+  // 1 - held_peak / cpu_cached's held_peak; 1 - reserved_peak / cpu_cached's reserved_peak
+  // (what each allocated: cpu_cached reserves capacity per sequence, a pool its slabs).
   double saving_vs_held = std::numeric_limits<double>::quiet_NaN();
   double saving_vs_reserved = std::numeric_limits<double>::quiet_NaN();
 };

@@ -43,7 +43,7 @@ void Analyzer::collect_serving() {
     for (const BeamPoint& c : a_.beam) {
       if (c.impl != "cpu_cached" || c.width != b.width) continue;
       if (c.held_peak > 0) b.saving_vs_held = 1 - b.held_peak / c.held_peak;
-      if (c.reserved_peak > 0) b.saving_vs_reserved = 1 - b.held_peak / c.reserved_peak;
+      if (c.reserved_peak > 0) b.saving_vs_reserved = 1 - b.reserved_peak / c.reserved_peak;
     }
   }
   for (const auto& impl : d_.impls(BenchKind::prefix_prefill)) {
@@ -79,8 +79,9 @@ void Analyzer::serving_verdicts() {
                      bytes_text(b.held_peak) + " held (mean " + bytes_text(b.held_mean) +
                      ") against cpu_cached's " +
                      bytes_text(b.held_peak / (1 - b.saving_vs_held)) + ": " +
-                     percent(b.saving_vs_held) + " saved; against cpu_cached's " +
-                     bytes_text(b.held_peak / (1 - b.saving_vs_reserved)) + " reserved, " +
+                     percent(b.saving_vs_held) + " saved; " + bytes_text(b.reserved_peak) +
+                     " reserved against cpu_cached's " +
+                     bytes_text(b.reserved_peak / (1 - b.saving_vs_reserved)) + ", " +
                      percent(b.saving_vs_reserved) + " saved; " + sig(b.cow_copies) +
                      " copy-on-write block copies per search.");
     }

@@ -290,7 +290,8 @@ TEST(Analysis, ServingSavingsAgainstCpuCachedAndPrefixRatio) {
   };
   EXPECT_DOUBLE_EQ(point("paged", 4).saving_vs_held, 0.75);
   EXPECT_DOUBLE_EQ(point("paged", 8).saving_vs_held, 1 - 1500.0 / 8000);
-  EXPECT_DOUBLE_EQ(point("paged", 4).saving_vs_reserved, 1 - 1000.0 / 400000);
+  EXPECT_DOUBLE_EQ(point("paged", 4).saving_vs_reserved, 1 - 32000.0 / 400000);
+  EXPECT_DOUBLE_EQ(point("torch_cached", 4).saving_vs_reserved, 0);
   EXPECT_DOUBLE_EQ(point("torch_cached", 4).saving_vs_held, 0);
   EXPECT_TRUE(std::isnan(point("cpu_cached", 4).saving_vs_held)) << "not against itself";
   EXPECT_DOUBLE_EQ(point("paged", 8).held_mean, 1400);

@@ -23,9 +23,13 @@ plot 'decode_naive_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#1f
      'decode_cpu_cached_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#d62728' notitle, \
      'decode_cpu_cached_t2.dat' using 1:2 with linespoints pt 5 lw 2 dt 4 lc rgb '#d62728' title "cpu_cached (2 threads)", \
      'decode_cpu_cached_t2.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#d62728' notitle, \
-     'decode_torch_cached_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#2ca02c' title "torch_cached", \
-     'decode_torch_cached_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#2ca02c' notitle, \
-     'decode_torch_static_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#ff7f0e' title "torch_static", \
-     'decode_torch_static_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#ff7f0e' notitle, \
+     'decode_paged_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#2ca02c' title "paged", \
+     'decode_paged_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#2ca02c' notitle, \
+     'decode_prefix_cached_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#ff7f0e' title "prefix_cached", \
+     'decode_prefix_cached_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#ff7f0e' notitle, \
+     'decode_torch_cached_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#9467bd' title "torch_cached", \
+     'decode_torch_cached_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#9467bd' notitle, \
+     'decode_torch_static_t1.dat' using 1:2 with linespoints pt 7 lw 2 dt 1 lc rgb '#8c564b' title "torch_static", \
+     'decode_torch_static_t1.dat' using 1:3 with lines dt 2 lw 1 lc rgb '#8c564b' notitle, \
      'floor_t1.dat' using 1:2 with lines dt 3 lw 2 lc rgb '#333333' title "floor (1 thread)", \
      'floor_t2.dat' using 1:2 with lines dt 3 lw 2 lc rgb '#888888' title "floor (2 threads)"

@@ -18,6 +18,8 @@ set xlabel 'T (tokens held)'
 set ylabel 'bytes held'
 plot 'memory_naive.dat' using 1:2 with points pt 7 ps 2.0 lc rgb '#1f77b4' title "naive", \
      'memory_cpu_cached.dat' using 1:2 with points pt 5 ps 1.6 lc rgb '#d62728' title "cpu_cached", \
-     'memory_torch_cached.dat' using 1:2 with points pt 9 ps 1.2 lc rgb '#2ca02c' title "torch_cached", \
-     'memory_torch_static.dat' using 1:2 with points pt 13 ps 0.8 lc rgb '#ff7f0e' title "torch_static", \
+     'memory_paged.dat' using 1:2 with points pt 9 ps 1.2 lc rgb '#2ca02c' title "paged", \
+     'memory_prefix_cached.dat' using 1:2 with points pt 13 ps 0.8 lc rgb '#ff7f0e' title "prefix_cached", \
+     'memory_torch_cached.dat' using 1:2 with points pt 11 ps 0.6 lc rgb '#9467bd' title "torch_cached", \
+     'memory_torch_static.dat' using 1:2 with points pt 15 ps 0.6 lc rgb '#8c564b' title "torch_static", \
      'memory_formula.dat' using 1:2 with lines lw 2 lc rgb '#000000' title "2 L H_kv d T × 4 B"

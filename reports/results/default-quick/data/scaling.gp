@@ -20,14 +20,18 @@ set logscale y 10
 set ylabel 'seconds per generation'
 set xlabel ''
 set xrange [12.3077:2662.4]
-plot 'gen_naive.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#1f77b4' title "naive: b = 1.94, R² = 1.000", \
+plot 'gen_naive.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#1f77b4' title "naive: b = 2.00, R² = 0.990", \
      'gen_naive.dat' using 1:3 with lines lw 2 lc rgb '#1f77b4' notitle, \
-     'gen_cpu_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#d62728' title "cpu_cached: b = 1.29, R² = 0.990", \
+     'gen_cpu_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#d62728' title "cpu_cached: b = 1.21, R² = 0.915", \
      'gen_cpu_cached.dat' using 1:3 with lines lw 2 lc rgb '#d62728' notitle, \
-     'gen_torch_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#2ca02c' title "torch_cached: b = 1.20, R² = 0.993", \
-     'gen_torch_cached.dat' using 1:3 with lines lw 2 lc rgb '#2ca02c' notitle, \
-     'gen_torch_static.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#ff7f0e' title "torch_static: b = 1.16, R² = 0.995", \
-     'gen_torch_static.dat' using 1:3 with lines lw 2 lc rgb '#ff7f0e' notitle, \
+     'gen_paged.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#2ca02c' title "paged: b = 1.35, R² = 0.986", \
+     'gen_paged.dat' using 1:3 with lines lw 2 lc rgb '#2ca02c' notitle, \
+     'gen_prefix_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#ff7f0e' title "prefix_cached: b = 1.43, R² = 0.991", \
+     'gen_prefix_cached.dat' using 1:3 with lines lw 2 lc rgb '#ff7f0e' notitle, \
+     'gen_torch_cached.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#9467bd' title "torch_cached: b = 1.37, R² = 0.982", \
+     'gen_torch_cached.dat' using 1:3 with lines lw 2 lc rgb '#9467bd' notitle, \
+     'gen_torch_static.dat' using 1:2 with points pt 7 ps 1.1 lc rgb '#8c564b' title "torch_static: b = 1.05, R² = 0.993", \
+     'gen_torch_static.dat' using 1:3 with lines lw 2 lc rgb '#8c564b' notitle, \
      'guides.dat' using 1:2 with lines dt 2 lw 1.5 lc rgb '#888888' title "∝ T", \
      'guides.dat' using 1:3 with lines dt 3 lw 1.5 lc rgb '#888888' title "∝ T²"
 set size 1,0.34
@@ -36,7 +40,7 @@ unset logscale y
 set format y '%.1f'
 set ylabel 'local exponent'
 set xlabel 'T (tokens generated)'
-set yrange [-0.25:3]
+set yrange [-0.739914:3.07063]
 set ytics -5,0.5,10
 set mytics 1
 unset key
@@ -44,8 +48,10 @@ set label 2 'local exponent between neighbouring T (colours as above); grey: 1 a
 set arrow 1 from 1024, graph 0 to 1024, graph 1 nohead dt 3 lw 1.5 lc rgb '#444444'
 plot 'local_naive.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#1f77b4' title "naive", \
      'local_cpu_cached.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#d62728' title "cpu_cached", \
-     'local_torch_cached.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#2ca02c' title "torch_cached", \
-     'local_torch_static.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#ff7f0e' title "torch_static", \
+     'local_paged.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#2ca02c' title "paged", \
+     'local_prefix_cached.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#ff7f0e' title "prefix_cached", \
+     'local_torch_cached.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#9467bd' title "torch_cached", \
+     'local_torch_static.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#8c564b' title "torch_static", \
      1 with lines dt 2 lc rgb '#888888' title "T", \
      2 with lines dt 3 lc rgb '#888888' title "T²"
 unset multiplot

@@ -12,10 +12,12 @@ set title 'Speedup naive / cached against T'
 set logscale x 2
 set logscale y 10
 set format y '%g'
-set xrange [12.3077:665.6]
+set xrange [12.3077:332.8]
 set xlabel 'T (tokens generated)'
 set ylabel 'time ratio (x)'
 plot 'speedup_cpu_cached.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#d62728' title "naive / cpu_cached measured", \
      'speedup_cpu_cached.dat' using 1:3 with lines dt 2 lw 2 lc rgb '#000000' title "naive / cache, analytic (op counts)", \
-     'speedup_torch_cached.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#2ca02c' title "naive / torch_cached measured", \
-     'speedup_torch_static.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#ff7f0e' title "naive / torch_static measured"
+     'speedup_paged.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#2ca02c' title "naive / paged measured", \
+     'speedup_prefix_cached.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#ff7f0e' title "naive / prefix_cached measured", \
+     'speedup_torch_cached.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#9467bd' title "naive / torch_cached measured", \
+     'speedup_torch_static.dat' using 1:2 with linespoints pt 7 lw 2 lc rgb '#8c564b' title "naive / torch_static measured"
