@@ -301,11 +301,7 @@ class Runner {
     double last_prepare = 0;
     int prev_position = 0;
     try {
-      ImplOptions options;
-      options.threads = s.proto.threads;
-      options.block_size = o_.block_size;
-      options.kv_budget_bytes = o_.kv_budget_bytes;
-      cache = s.impl->create(weights_, options);
+      cache = s.impl->create(weights_, series_options(s.proto.threads));
       if (generate) {
         inputs = benchmark_inputs(o_.config, s.sizes.back(), o_.config.seed + 17);
         // One untimed generation of the first size: a fresh instance's first one pays one-off
@@ -319,8 +315,7 @@ class Runner {
                                                      o_.config.seed + 29);
       }
     } catch (const Error& e) {
-      ++outcome_.failed;
-      stop(s, 0, "error: " + std::string(e.what()), 0, s.sizes.front());
+      setup_failed(s, e);
       return;
     }
 
@@ -404,13 +399,9 @@ class Runner {
     std::unique_ptr<KvCache> cache;
     std::unique_ptr<RegionTimer> timer = TimerRegistry::global().make(*s.impl);
     try {
-      ImplOptions options;
-      options.block_size = o_.block_size;
-      options.kv_budget_bytes = o_.kv_budget_bytes;
-      cache = s.impl->create(weights_, options);
+      cache = s.impl->create(weights_, series_options(1));
     } catch (const Error& e) {
-      ++outcome_.failed;
-      stop(s, 0, "error: " + std::string(e.what()), 0, s.sizes.front());
+      setup_failed(s, e);
       return;
     }
     for (std::size_t i = 0; i < s.sizes.size(); ++i) {
@@ -647,6 +638,21 @@ class Runner {
       record_counters(state, stats_delta(before, cache.stats()), 1.0, held, reserved,
                       cache.options().threads, position);
     };
+  }
+
+  // The options a series' instance is built with: `threads`, and the block pool's options.
+  ImplOptions series_options(int threads) const {
+    ImplOptions options;
+    options.threads = threads;
+    options.block_size = o_.block_size;
+    options.kv_budget_bytes = o_.kv_budget_bytes;
+    return options;
+  }
+  // A series whose instance or first preparation threw: counted as failed, stopped before
+  // its first size with the error as the reason.
+  void setup_failed(const Series& s, const Error& e) {
+    ++outcome_.failed;
+    stop(s, 0, "error: " + std::string(e.what()), 0, s.sizes.front());
   }
 
   void stop(const Series& s, std::size_t index, const std::string& reason, double predicted,

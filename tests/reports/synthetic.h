@@ -63,27 +63,16 @@ struct Synthetic {
     const double seconds = flops * seconds_per_flop * factor(impl, threads, kind, size);
     bench::BenchmarkId id{kind, impl, threads, size};
     const bool gen = kind == bench::BenchKind::generate;
-    doc["benchmarks"].push_back(
-        {{"name", bench::benchmark_name(id) + "/manual_time"},
-         {"family_index", doc["benchmarks"].size()},
-         {"per_family_instance_index", 0},
-         {"run_name", bench::benchmark_name(id) + "/manual_time"},
-         {"run_type", "iteration"},
-         {"repetitions", 1},
-         {"repetition_index", 0},
-         {"threads", 1},
-         {"iterations", 10},
-         {"real_time", seconds * (gen ? 1e3 : 1e6)},
-         {"cpu_time", seconds * (gen ? 1e3 : 1e6)},
-         {"time_unit", gen ? "ms" : "us"},
-         {"projection_rows", rows},
-         {"qk_dot_products", dots},
-         {"kv_bytes_read", kv_read},
-         {"kv_bytes_read_per_second", kv_read / seconds},
-         {"tokens_per_second", tokens / seconds},
-         {"bytes_held", held},
-         {"size", size},
-         {"threads_used", threads}});
+    add_raw(id, seconds,
+            {{"projection_rows", rows},
+             {"qk_dot_products", dots},
+             {"kv_bytes_read", kv_read},
+             {"kv_bytes_read_per_second", kv_read / seconds},
+             {"tokens_per_second", tokens / seconds},
+             {"bytes_held", held},
+             {"size", size},
+             {"threads_used", threads}},
+            gen ? "ms" : "us");
     if (gen && setup(impl, size) >= 0) doc["benchmarks"].back()["setup_seconds"] = setup(impl, size);
   }
 
@@ -112,7 +101,11 @@ struct Synthetic {
              {"prefix_hit_tokens", hits}, {"cold_hit_tokens", 0}});
   }
 
-  void add_raw(const bench::BenchmarkId& id, double seconds, const json& counters) {
+  // One benchmark entry as Google Benchmark writes it: `seconds` per iteration in `unit`
+  // ("ms" or "us"), then `counters`.
+  void add_raw(const bench::BenchmarkId& id, double seconds, const json& counters,
+               const std::string& unit = "ms") {
+    const double scale = unit == "ms" ? 1e3 : 1e6;
     json b = {{"name", bench::benchmark_name(id) + "/manual_time"},
               {"family_index", doc["benchmarks"].size()},
               {"per_family_instance_index", 0},
@@ -122,9 +115,9 @@ struct Synthetic {
               {"repetition_index", 0},
               {"threads", 1},
               {"iterations", 10},
-              {"real_time", seconds * 1e3},
-              {"cpu_time", seconds * 1e3},
-              {"time_unit", "ms"}};
+              {"real_time", seconds * scale},
+              {"cpu_time", seconds * scale},
+              {"time_unit", unit}};
     b.update(counters);
     doc["benchmarks"].push_back(b);
   }
