@@ -106,7 +106,7 @@ void BlockPool::release(BlockId id) {
 
 // ---- prefix index ---------------------------------------------------------------------
 
-float* BlockPool::side_row(BlockId id, int r, int which) {
+const float* BlockPool::side_row(BlockId id, int r, int which) const {
   const std::size_t rf = static_cast<std::size_t>(prefix_.row_floats);
   const std::size_t rows = static_cast<std::size_t>(layout_.rows);
   return side_.data() + ((static_cast<std::size_t>(id) * 2 + which) * rows + r) * rf;
@@ -141,7 +141,7 @@ BlockId BlockPool::find(BlockKey parent, std::uint64_t hash, const float* rows) 
     const Meta& m = meta_[c];
     if (m.hash != hash) continue;
     if (fault_ != Fault::parent_unchecked && !(m.parent == parent)) continue;
-    if (std::memcmp(const_cast<BlockPool*>(this)->input_row(c, 0), rows, bytes) != 0) continue;
+    if (std::memcmp(input_row(c, 0), rows, bytes) != 0) continue;
     return c;
   }
   return kNoBlock;
@@ -153,12 +153,7 @@ std::vector<BlockId> BlockPool::match(const BlockTable& table, const float* x, i
   if (!prefix_.enabled || table.length % B != 0) return hits;
   BlockKey parent{kNoBlock, 0};
   std::uint64_t hash = 0;
-  if (!table.ids.empty()) {
-    const BlockId last = table.ids.back();
-    if (!indexed(last)) return hits;
-    parent = BlockKey{last, meta_[last].gen};
-    hash = meta_[last].hash;
-  }
+  if (!follows(table.ids.empty() ? kNoBlock : table.ids.back(), parent, hash)) return hits;
   const std::size_t block_floats = static_cast<std::size_t>(B) * prefix_.row_floats;
   for (int k = 0; (k + 1) * B <= n; ++k) {
     const float* rows = x + static_cast<std::size_t>(k) * block_floats;
@@ -166,10 +161,27 @@ std::vector<BlockId> BlockPool::match(const BlockTable& table, const float* x, i
     const BlockId found = find(parent, h, rows);
     if (found == kNoBlock) break;
     hits.push_back(found);
-    parent = BlockKey{found, meta_[found].gen};
-    hash = meta_[found].hash;
+    follows(found, parent, hash);
   }
   return hits;
+}
+
+bool BlockPool::follows(BlockId prev, BlockKey& parent, std::uint64_t& hash) const {
+  if (prev == kNoBlock) {  // a table's first block
+    parent = BlockKey{kNoBlock, 0};
+    hash = 0;
+    return true;
+  }
+  if (!indexed(prev)) return false;
+  parent = BlockKey{prev, meta_[prev].gen};
+  hash = meta_[prev].hash;
+  return true;
+}
+
+void BlockPool::leave_index_if_sole(const BlockTable& table) {
+  if (table.length % layout_.rows == 0) return;
+  const BlockId last = table.ids.back();
+  if (refs_[last] == 1 && indexed(last)) unindex(last);
 }
 
 std::uint64_t BlockPool::unreferenced(const std::vector<BlockId>& ids) const {
@@ -195,11 +207,9 @@ void BlockPool::index_full(const BlockTable& table, int from_length) {
     if (indexed(b)) continue;  // attached by a hit
     BlockKey parent{kNoBlock, 0};
     std::uint64_t hash = 0;
-    if (k > 0) {
-      const BlockId prev = table.ids[static_cast<std::size_t>(k - 1)];
-      if (!indexed(prev)) return;  // the chain is broken: nothing after it can be found
-      parent = BlockKey{prev, meta_[prev].gen};
-      hash = meta_[prev].hash;
+    // A predecessor that is not indexed breaks the chain: nothing after it can be found.
+    if (!follows(k > 0 ? table.ids[static_cast<std::size_t>(k - 1)] : kNoBlock, parent, hash)) {
+      return;
     }
     const float* rows = input_row(b, 0);
     const std::uint64_t h = chain(hash, rows);
@@ -263,11 +273,9 @@ void BlockPool::prepare_write(BlockTable& table, int n) {
   if (n <= 0) return;
   const int B = layout_.rows;
   const int t = table.length;
-  // The partly held last block is indexed (its rows past t belong to a cached prefix): held
+  // A partly held indexed last block (its rows past t belong to a cached prefix): held
   // alone, it stops being indexed before it is written; shared, it is copied below.
-  if (t % B != 0 && refs_[table.ids.back()] == 1 && indexed(table.ids.back())) {
-    unindex(table.ids.back());
-  }
+  leave_index_if_sole(table);
   if (t % B != 0 && refs_[table.ids.back()] > 1 && fault_ != Fault::cow_without_copy) {
     // Copy-on-write: the rows [0, t % B) this table holds, of every sub-array.
     const BlockId old = table.ids.back();
@@ -311,9 +319,7 @@ void BlockPool::truncate(BlockTable& table, int length) {
   }
   table.length = length;
   // A last block cut into and held alone is rewritten from here: it leaves the index.
-  if (length % B != 0 && refs_[table.ids.back()] == 1 && indexed(table.ids.back())) {
-    unindex(table.ids.back());
-  }
+  leave_index_if_sole(table);
   // The cut-off rows of a last block that no other table reads: stale from now on.
   if (poison_ && length % B != 0 && refs_[table.ids.back()] == 1) {
     poison_rows(table.ids.back(), length % B);

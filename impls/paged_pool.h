@@ -154,11 +154,10 @@ class BlockPool {
   // Appends the matched blocks to `table` (sharing them) and advances its length.
   void attach(BlockTable& table, const std::vector<BlockId>& ids);
   // Input and output rows of row r of block id: [row_floats] each.
-  float* input_row(BlockId id, int r) { return side_row(id, r, 0); }
-  float* output_row(BlockId id, int r) { return side_row(id, r, 1); }
-  const float* output_row(BlockId id, int r) const {
-    return const_cast<BlockPool*>(this)->side_row(id, r, 1);
-  }
+  const float* input_row(BlockId id, int r) const { return side_row(id, r, 0); }
+  const float* output_row(BlockId id, int r) const { return side_row(id, r, 1); }
+  float* input_row(BlockId id, int r) { return const_cast<float*>(side_row(id, r, 0)); }
+  float* output_row(BlockId id, int r) { return const_cast<float*>(side_row(id, r, 1)); }
   // Indexes the blocks of `table` that are full now and were not before it held
   // `from_length` tokens (in token order, each if its predecessor is indexed and no indexed
   // block has the same predecessor and rows).
@@ -188,10 +187,16 @@ class BlockPool {
   };
   static constexpr BlockId kNoBlock = 0xffffffffu;
   std::uint64_t chain(std::uint64_t parent_hash, const float* rows) const;
+  // The identity and hash a block after `prev` chains from (kNoBlock: a table's first block,
+  // the root). RETURNS false when prev is not indexed (nothing after it can be indexed or found).
+  bool follows(BlockId prev, BlockKey& parent, std::uint64_t& hash) const;
+  // Unindexes the table's partly held last block when the table is its only holder (it is
+  // about to be rewritten or has been cut into).
+  void leave_index_if_sole(const BlockTable& table);
   // RETURNS: the indexed block with this predecessor, hash and rows (kNoBlock: none).
   BlockId find(BlockKey parent, std::uint64_t hash, const float* rows) const;
   void unindex(BlockId id);
-  float* side_row(BlockId id, int r, int which);
+  const float* side_row(BlockId id, int r, int which) const;  // which: 0 input, 1 output
 
   BlockId take();
   void share(BlockId id);
